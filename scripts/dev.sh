@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# tornpool's one entry point for set-up and everyday commands.
+#
+#   bash scripts/dev.sh demo      set up, then serve the demo app on http://127.0.0.1:8888/
+#   bash scripts/dev.sh test      set up, then run the test suite (C codec, then the pure twin)
+#   bash scripts/dev.sh bench     set up (with the peers), then run the benchmarks
+#   bash scripts/dev.sh soak      set up, then run the 10-minute pool soak
+#   bash scripts/dev.sh fuzz      set up, then run the long codec fuzz under ASan/UBSan
+#   bash scripts/dev.sh setup     only set up
+#
+# Set-up is idempotent and quick when nothing changed: a virtualenv in .venv,
+# the package (editable, C codec built in place) with its test extras, and --
+# when no server is given by TORNPOOL_TEST_DSN and no mariadbd is installed --
+# Debian's mariadb-server package (the tests and the demo start throwaway
+# servers from it; nothing is configured system-wide).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+log() { printf '[tornpool] %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        log "need root to run: $*"; return 1; fi
+}
+
+apt_install() {
+    log "installing Debian packages: $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+have_mariadbd() {
+    command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 ||
+        [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || [ -x /usr/libexec/mariadbd ]
+}
+
+ensure_server() {
+    if [ -n "${TORNPOOL_TEST_DSN:-}" ]; then
+        log "using the server at TORNPOOL_TEST_DSN"
+    elif ! have_mariadbd; then
+        apt_install mariadb-server
+    fi
+}
+
+ensure_venv() {
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+        apt_install python3-venv python3-dev gcc
+    fi
+    [ -x "$PY" ] || python3 -m venv "$VENV"
+}
+
+# install_extras EXTRAS -- pip install -e .[EXTRAS] unless the inputs are unchanged.
+install_package() {
+    local extras="$1"
+    local stamp="$VENV/.tornpool-installed-$extras"
+    local digest
+    digest="$(cat setup.py pyproject.toml | sha256sum | cut -c1-16)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+        log "installing tornpool[$extras] into .venv"
+        "$PY" -m pip install -q --upgrade pip >/dev/null
+        "$PY" -m pip install -q "setuptools>=61,<82" wheel
+        if [[ "$extras" == *bench* ]]; then
+            # mysqlclient (a peer in the benchmarks) builds against libmariadb.
+            pkg-config --exists libmariadb 2>/dev/null || apt_install libmariadb-dev pkg-config
+        fi
+        TORNPOOL_BUILD_EXT=0 "$PY" -m pip install -q --no-build-isolation -e ".[$extras]"
+        echo "$digest" >"$stamp"
+    fi
+    build_codec
+}
+
+# Build the C codec in place.  Always from the .c file (never a stale build/).
+build_codec() {
+    local mode="${TORNPOOL_BUILD_EXT:-}"
+    if [ "${CI:-}" = true ] && [ -z "$mode" ]; then mode=1; fi
+    if [ "$mode" = 0 ]; then
+        log "TORNPOOL_BUILD_EXT=0: using the pure-Python codec"
+        return
+    fi
+    TORNPOOL_BUILD_EXT="$mode" "$PY" setup.py -q build_ext --inplace --force >/dev/null
+    "$PY" -c 'import tornpool.codec as c; print("[tornpool] codec in use:", c.IMPL)' >&2
+}
+
+setup() {
+    local extras="${1:-test}"
+    ensure_venv
+    install_package "$extras"
+    ensure_server
+}
+
+cmd="${1:-help}"
+shift || true
+case "$cmd" in
+setup) setup "${1:-test}" ;;
+test)
+    setup test
+    # The whole suite with the C codec, then the codec-sensitive part with the pure twin.
+    "$PY" -m pytest -p no:cacheprovider "$@"
+    if [ "$#" = 0 ] && "$PY" -c 'import sys, tornpool.codec as c; sys.exit(c.IMPL != "c")'; then
+        log "again with TORNPOOL_CODEC=python (the pure twin)"
+        TORNPOOL_CODEC=python "$PY" -m pytest -p no:cacheprovider -m "not fault" -q \
+            tests/test_connection.py tests/test_types.py tests/test_codec.py
+    fi
+    ;;
+demo)
+    setup test
+    exec "$PY" -m demos.app "$@"
+    ;;
+bench)
+    setup test,bench
+    exec "$PY" -m bench "$@"
+    ;;
+soak)
+    setup test
+    exec "$PY" scripts/soak.py "$@"
+    ;;
+fuzz)
+    setup test
+    exec bash fuzz/run_asan.sh "$@"
+    ;;
+mypy)
+    setup dev
+    exec "$PY" -m mypy
+    ;;
+*)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+esac

@@ -1,0 +1,97 @@
+"""Build script for tornpool.
+
+The C codec (``tornpool/codec/_speedups.c``) is optional.  ``TORNPOOL_BUILD_EXT``
+decides what happens when it cannot be built:
+
+* unset: try, and fall back to the pure-Python twin with a visible warning;
+* ``1``: required -- a failed build fails the install (CI sets this);
+* ``0``: skip the extension entirely.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+MODE = os.environ.get("TORNPOOL_BUILD_EXT", "").strip()
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that honours TORNPOOL_BUILD_EXT instead of always failing."""
+
+    def run(self) -> None:
+        if MODE == "0":
+            print("tornpool: TORNPOOL_BUILD_EXT=0, skipping the C codec", file=sys.stderr)
+            return
+        # Always rebuild: a stale object in build/ must never hide a broken .c file.
+        self.force = True
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - setuptools raises assorted types
+            self._fallback(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            self._fallback(exc)
+
+    def _fallback(self, exc: BaseException) -> None:
+        if MODE == "1":
+            raise
+        print(
+            "\n*** WARNING: tornpool's C codec could not be built (%s); "
+            "the pure-Python codec will be used. ***\n" % (exc,),
+            file=sys.stderr,
+        )
+
+
+ext_modules = []
+if MODE != "0":
+    ext_modules.append(
+        Extension(
+            "tornpool.codec._speedups",
+            sources=["tornpool/codec/_speedups.c"],
+            extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        )
+    )
+
+setup(
+    name="tornpool",
+    version="0.1.0",
+    description="Tornado/asyncio connection pool for MySQL and MariaDB: PyMySQL over IOStream through greenlets",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=["tornpool", "tornpool.codec"],
+    package_data={"tornpool": ["py.typed"], "tornpool.codec": ["_speedups.pyi", "_speedups.c"]},
+    install_requires=[
+        "tornado>=6.5",
+        "greenlet>=3",
+        # tornpool/_pymysql.py touches PyMySQL internals; tox tests both ends of this range.
+        "PyMySQL>=1.1.1,<1.3",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-tornado>=0.8.1",
+            # pytest-tornado imports pkg_resources, removed in setuptools 82.
+            "setuptools<82",
+            "hypothesis>=6.100",
+            "cryptography>=42",
+        ],
+        "bench": [
+            "aiomysql>=0.2",
+            "asyncmy>=0.2.9",
+            "mysqlclient>=2.2",
+            "tormysql>=0.4",
+            "psutil>=5.9",
+        ],
+        "dev": ["mypy>=1.10", "tox>=4"],
+    },
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": OptionalBuildExt},
+    zip_safe=False,
+)

@@ -1,0 +1,74 @@
+"""tornpool: MySQL and MariaDB for Tornado and asyncio, without blocking the loop.
+
+PyMySQL speaks the protocol, unchanged, over Tornado's IOStream through a
+greenlet bridge; connections are handed out as awaitables that also work with
+``yield`` under ``@tornado.gen.coroutine``.
+
+>>> conn = await tornpool.connect("mysql://root@127.0.0.1:3306/test")
+>>> cur = await conn.execute("SELECT 1")
+>>> cur.fetchone()
+(1,)
+"""
+
+from tornpool import errors
+from tornpool.connection import Connection, connect
+from tornpool.cursors import Cursor, DictCursor, SSCursor, SSDictCursor
+from tornpool.dsn import parse_dsn
+from tornpool.errors import (
+    CommandTimeout,
+    ConnectionBusy,
+    ConnectionClosed,
+    ConnectionLost,
+    ConnectionReleased,
+    ConnectTimeout,
+    DatabaseError,
+    DataError,
+    DSNError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    MySQLError,
+    NotSupportedError,
+    OperationalError,
+    PoolClosed,
+    PoolError,
+    PoolTimeout,
+    ProgrammingError,
+    WrongEventLoop,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "connect",
+    "Connection",
+    "Cursor",
+    "DictCursor",
+    "SSCursor",
+    "SSDictCursor",
+    "parse_dsn",
+    "errors",
+    "MySQLError",
+    "Error",
+    "InterfaceError",
+    "DatabaseError",
+    "DataError",
+    "OperationalError",
+    "IntegrityError",
+    "InternalError",
+    "ProgrammingError",
+    "NotSupportedError",
+    "DSNError",
+    "ConnectionBusy",
+    "ConnectionClosed",
+    "ConnectionLost",
+    "ConnectionReleased",
+    "CommandTimeout",
+    "ConnectTimeout",
+    "WrongEventLoop",
+    "PoolError",
+    "PoolTimeout",
+    "PoolClosed",
+]

@@ -1,0 +1,245 @@
+"""The one module that touches PyMySQL internals.
+
+tornpool runs PyMySQL's protocol code unchanged; this module subclasses its
+``Connection`` and ``MySQLResult`` only where the transport or the hot path
+needs it:
+
+* :meth:`GreenConnection.connect` takes the :class:`~tornpool.green.GreenSocket`
+  built by :mod:`tornpool.connection` and swaps PyMySQL's ``SSLContext`` for a
+  proxy that upgrades the IOStream in place.
+* :meth:`GreenConnection._read_packet` slices complete packets straight out of
+  the socket's receive buffer (one call per packet instead of two reads).
+* :class:`GreenResult` decodes every complete row packet in the buffer with one
+  codec call, caches column metadata keyed by its raw bytes, and never does I/O
+  from ``__del__`` (PyMySQL's does, which must not happen outside the worker).
+
+PyMySQL's private names used here, all in the tested range (see setup.py):
+``Connection._read_packet``, ``_read_bytes``, ``_force_close``,
+``_read_query_result``, ``_next_seq_id``, ``_result``, ``_sock``, ``_rfile``,
+``_secure``, ``_current_timeout`` (1.2.1+), ``ctx``; ``MySQLResult``'s
+``_get_descriptions``, ``_read_rowdata_packet``, ``_read_row_from_packet``,
+``_check_packet_is_eof``, ``converters``, ``fields``, ``unbuffered_active``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from pymysql import connections as _conns
+from pymysql import converters as _converters
+from pymysql import err
+from pymysql.constants import CR, FIELD_TYPE
+from pymysql.protocol import FieldDescriptorPacket, MysqlPacket
+
+from tornpool.green import GreenSocket, TLSContextProxy
+
+try:  # the codec arrives with its own module; the pure path works without it
+    from tornpool import codec as _codec
+except ImportError:  # pragma: no cover - only while the codec is absent
+    _codec = None  # type: ignore[assignment]
+
+MAX_PACKET_LEN = _conns.MAX_PACKET_LEN
+TEXT_TYPES = _conns.TEXT_TYPES
+
+#: Server and client error numbers after which a connection is unusable.
+FATAL_ERRNOS = frozenset(
+    {
+        CR.CR_SERVER_GONE_ERROR,  # 2006
+        CR.CR_SERVER_LOST,  # 2013
+        2055,  # CR_SERVER_LOST_EXTENDED
+        CR.CR_CONN_HOST_ERROR,  # 2003
+        1053,  # ER_SERVER_SHUTDOWN
+        1927,  # ER_CONNECTION_KILLED (MariaDB)
+        4031,  # ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
+    }
+)
+
+#: Column metadata cache size per connection (entries: one per distinct
+#: result shape).
+METADATA_CACHE_SIZE = 256
+
+
+class GreenConnection(_conns.Connection):  # type: ignore[misc]
+    """A PyMySQL connection whose socket is a :class:`GreenSocket`."""
+
+    _gsock: GreenSocket | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["defer_connect"] = True
+        super().__init__(*args, **kwargs)
+        self._meta_cache: dict[tuple[bytes, ...], tuple[list[Any], tuple[Any, ...]]] = {}
+        self._plan_cache: dict[tuple[Any, ...], Any] = {}
+
+    def connect(self, sock: GreenSocket | None = None) -> None:
+        """Run the handshake over ``sock`` (in the worker greenlet)."""
+        if sock is None:
+            raise err.InterfaceError(0, "tornpool.connect() opens the transport; use it")
+        self._gsock = sock
+        ctx = getattr(self, "ctx", None)
+        if isinstance(ctx, ssl.SSLContext):
+            self.ctx = TLSContextProxy(ctx)
+        if self.unix_socket:
+            # As PyMySQL does for its own unix sockets: the channel is local, so
+            # auth plugins may send the password in clear.
+            self._secure = True
+            self.host_info = "Localhost via UNIX socket"
+        else:
+            self.host_info = "socket %s:%d" % (self.host, self.port)
+        # PyMySQL 1.2.1+ tracks the socket's timeout; keep it coherent.
+        self._current_timeout = self._read_timeout
+        super().connect(sock)
+
+    # -- packets ---------------------------------------------------------------
+
+    def _fill(self, need: int) -> None:
+        """Buffer ``need`` bytes or fail exactly as PyMySQL's ``_read_bytes``."""
+        sock = self._gsock
+        try:
+            assert sock is not None
+            sock.fill(need)
+        except OSError as exc:
+            self._force_close()
+            raise err.OperationalError(
+                CR.CR_SERVER_LOST, f"Lost connection to MySQL server during query ({exc})"
+            ) from None
+        except BaseException:
+            self._force_close()
+            raise
+
+    def _read_packet(self, packet_type: type[MysqlPacket] = MysqlPacket) -> MysqlPacket:
+        """Read one packet; complete packets are sliced from the buffer directly."""
+        sock = self._gsock
+        if sock is None or self._sock is None:
+            return super()._read_packet(packet_type)
+        for _ in range(2):
+            pos = sock.pos
+            avail = sock.end - pos
+            if avail >= 4:
+                buf = sock.buf
+                size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+                if size >= MAX_PACKET_LEN or buf[pos + 3] != self._next_seq_id:
+                    break  # multi-packet or out of sequence: PyMySQL's own path
+                if avail >= size + 4:
+                    start = pos + 4
+                    sock.pos = start + size
+                    self._next_seq_id = (self._next_seq_id + 1) & 0xFF
+                    packet = packet_type(bytes(sock.view[start : start + size]), self.encoding)
+                    if packet.is_error_packet():
+                        result = self._result
+                        if result is not None and result.unbuffered_active is True:
+                            result.unbuffered_active = False
+                        packet.raise_for_error()
+                    return packet
+                self._fill(size + 4)
+            else:
+                self._fill(4)
+        return super()._read_packet(packet_type)
+
+    def _read_query_result(self, unbuffered: bool = False) -> int:
+        self._result = None
+        result = GreenResult(self)
+        if unbuffered:
+            result.init_unbuffered_query()
+        else:
+            result.read()
+        self._result = result
+        if result.server_status is not None:
+            self.server_status = result.server_status
+        return result.affected_rows  # type: ignore[no-any-return]
+
+    def plan_for(self, converters: list[tuple[str | None, Any]]) -> Any:
+        """The codec plan for these converters (cached per connection)."""
+        key = tuple(converters)
+        plan = self._plan_cache.get(key)
+        if plan is None:
+            if len(self._plan_cache) >= METADATA_CACHE_SIZE:
+                self._plan_cache.clear()
+            plan = self._plan_cache[key] = _codec.make_plan(converters)
+        return plan
+
+
+class GreenResult(_conns.MySQLResult):  # type: ignore[misc]
+    """``MySQLResult`` with the buffered row path on the codec."""
+
+    def __del__(self) -> None:
+        # PyMySQL drains an unfinished unbuffered result here, which would do
+        # network I/O from the garbage collector.  tornpool closes a
+        # connection whose result was abandoned instead.
+        pass
+
+    def _get_descriptions(self) -> None:
+        conn: GreenConnection = self.connection
+        raw: list[bytes] = []
+        for _ in range(self.field_count):
+            raw.append(conn._read_packet().get_all_data())
+        key = tuple(raw)
+        cached = conn._meta_cache.get(key)
+        if cached is None:
+            fields = [FieldDescriptorPacket(data, conn.encoding) for data in raw]
+            cached = (fields, tuple(f.description() for f in fields))
+            if len(conn._meta_cache) >= METADATA_CACHE_SIZE:
+                conn._meta_cache.clear()
+            conn._meta_cache[key] = cached
+        fields, description = cached
+        self.fields = list(fields)
+        self.description = description
+        # Converters are looked up on every query (cheap), so changes to
+        # conn.decoders take effect as they do in PyMySQL.
+        use_unicode = conn.use_unicode
+        conn_encoding = conn.encoding
+        decoders = conn.decoders
+        through = _converters.through
+        convs: list[tuple[str | None, Any]] = []
+        for field in fields:
+            field_type = field.type_code
+            encoding: str | None
+            if use_unicode:
+                if field_type == FIELD_TYPE.JSON:
+                    encoding = conn_encoding
+                elif field_type in TEXT_TYPES:
+                    encoding = None if field.charsetnr == 63 else conn_encoding
+                else:
+                    encoding = "ascii"
+            else:
+                encoding = None
+            converter = decoders.get(field_type)
+            if converter is through:
+                converter = None
+            convs.append((encoding, converter))
+        self.converters = convs
+        eof_packet = conn._read_packet()
+        assert eof_packet.is_eof_packet(), "Protocol error, expecting EOF"
+
+    def _read_rowdata_packet(self) -> None:
+        conn: GreenConnection = self.connection
+        sock = conn._gsock
+        rows: list[tuple[Any, ...]] = []
+        decode = None
+        plan = None
+        if _codec is not None and sock is not None:
+            decode = _codec.decode_rows
+            plan = conn.plan_for(self.converters)
+        while True:
+            if decode is not None and sock is not None:
+                got, pos, seq = decode(sock.buf, sock.pos, sock.end, conn._next_seq_id, plan)
+                if got:
+                    rows.extend(got)
+                    sock.pos = pos
+                    conn._next_seq_id = seq
+            # The decoder stopped at something it leaves to PyMySQL: the end of
+            # the result, an incomplete or unusual packet.
+            packet = conn._read_packet()
+            if self._check_packet_is_eof(packet):
+                self.connection = None
+                break
+            rows.append(self._read_row_from_packet(packet))
+        self.affected_rows = len(rows)
+        self.rows = tuple(rows)
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """True if ``exc`` means the connection it came from is unusable."""
+    if isinstance(exc, err.OperationalError) and exc.args:
+        return exc.args[0] in FATAL_ERRNOS
+    return isinstance(exc, (OSError, err.InternalError))
