@@ -206,21 +206,31 @@ class Connection:
             timeout = self._command_timeout
         self._busy = True
         handle = loop.call_later(timeout, self._on_timeout, timeout) if timeout is not None else None
+        writes = gsock.writes
         try:
             return await self._worker.run(fn, *args)
-        except BaseException as exc:
+        except err.MySQLError as exc:
             if self._timed_out is not None:
                 raise CommandTimeout(
                     CR.CR_SERVER_LOST,
                     f"command timed out after {self._timed_out}s; the connection was closed",
                 ) from exc
-            if isinstance(exc, asyncio.CancelledError):
-                self.terminate()
-                raise
             if _pymysql.is_fatal(exc):
                 self.terminate()
                 if isinstance(exc, err.OperationalError) and not isinstance(exc, ConnectionLost):
                     raise ConnectionLost(*exc.args) from exc
+            raise
+        except BaseException as exc:
+            # Not a server error: a converter or the protocol code failed, or the
+            # caller was cancelled.  If the command reached the server, its reply
+            # may be half read: the connection cannot be trusted any more.
+            if self._timed_out is not None:
+                raise CommandTimeout(
+                    CR.CR_SERVER_LOST,
+                    f"command timed out after {self._timed_out}s; the connection was closed",
+                ) from exc
+            if gsock.writes != writes or isinstance(exc, asyncio.CancelledError):
+                self.terminate()
             raise
         finally:
             self._busy = False

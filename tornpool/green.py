@@ -169,7 +169,7 @@ class GreenSocket:
     command and closes the stream when it passes.
     """
 
-    __slots__ = ("stream", "worker", "buf", "view", "pos", "end", "timeout", "_closed_reason")
+    __slots__ = ("stream", "worker", "buf", "view", "pos", "end", "timeout", "writes")
 
     def __init__(self, stream: IOStream, worker: GreenWorker[Any]) -> None:
         self.stream = stream
@@ -180,7 +180,8 @@ class GreenSocket:
         self.pos = 0
         self.end = 0
         self.timeout: float | None = None
-        self._closed_reason: BaseException | None = None
+        #: Number of writes so far: tells whether a failed command reached the wire.
+        self.writes = 0
 
     # -- socket API used by PyMySQL ------------------------------------------
 
@@ -204,6 +205,7 @@ class GreenSocket:
 
         :raises StreamClosedError: (an :class:`OSError`) if the stream is closed.
         """
+        self.writes += 1
         self.stream.write(data)
 
     def read(self, n: int) -> bytes:
