@@ -136,6 +136,22 @@ class GreenConnection(_conns.Connection):  # type: ignore[misc]
                 self._fill(4)
         return super()._read_packet(packet_type)
 
+    def _read_payload(self) -> bytes:
+        """One packet's payload as bytes, for packets that cannot be errors
+        (column definitions, EOF after them)."""
+        sock = self._gsock
+        if sock is not None:
+            pos = sock.pos
+            if sock.end - pos >= 4:
+                buf = sock.buf
+                size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+                if size < MAX_PACKET_LEN and sock.end - pos >= size + 4 and buf[pos + 3] == self._next_seq_id:
+                    start = pos + 4
+                    sock.pos = start + size
+                    self._next_seq_id = (self._next_seq_id + 1) & 0xFF
+                    return bytes(sock.view[start : start + size])
+        return self._read_packet().get_all_data()  # type: ignore[no-any-return]
+
     def _read_query_result(self, unbuffered: bool = False) -> int:
         self._result = None
         result = GreenResult(self)
@@ -170,13 +186,11 @@ class GreenResult(_conns.MySQLResult):  # type: ignore[misc]
 
     def _get_descriptions(self) -> None:
         conn: GreenConnection = self.connection
-        raw: list[bytes] = []
-        for _ in range(self.field_count):
-            raw.append(conn._read_packet().get_all_data())
-        key = tuple(raw)
+        read = conn._read_payload
+        key = tuple([read() for _ in range(self.field_count)])
         cached = conn._meta_cache.get(key)
         if cached is None:
-            fields = [FieldDescriptorPacket(data, conn.encoding) for data in raw]
+            fields = [FieldDescriptorPacket(data, conn.encoding) for data in key]
             cached = (fields, tuple(f.description() for f in fields))
             if len(conn._meta_cache) >= METADATA_CACHE_SIZE:
                 conn._meta_cache.clear()
@@ -208,8 +222,8 @@ class GreenResult(_conns.MySQLResult):  # type: ignore[misc]
                 converter = None
             convs.append((encoding, converter))
         self.converters = convs
-        eof_packet = conn._read_packet()
-        assert eof_packet.is_eof_packet(), "Protocol error, expecting EOF"
+        eof = read()
+        assert eof[:1] == b"\xfe" and len(eof) < 9, "Protocol error, expecting EOF"
 
     def _read_rowdata_packet(self) -> None:
         conn: GreenConnection = self.connection

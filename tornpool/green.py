@@ -169,7 +169,7 @@ class GreenSocket:
     command and closes the stream when it passes.
     """
 
-    __slots__ = ("stream", "worker", "buf", "view", "pos", "end", "timeout", "writes")
+    __slots__ = ("stream", "worker", "buf", "view", "pos", "end", "timeout", "writes", "direct")
 
     def __init__(self, stream: IOStream, worker: GreenWorker[Any]) -> None:
         self.stream = stream
@@ -182,6 +182,8 @@ class GreenSocket:
         self.timeout: float | None = None
         #: Number of writes so far: tells whether a failed command reached the wire.
         self.writes = 0
+        #: Send on the socket directly when nothing is queued (plain TCP/unix only).
+        self.direct = type(stream) is IOStream
 
     # -- socket API used by PyMySQL ------------------------------------------
 
@@ -201,12 +203,28 @@ class GreenSocket:
         return self
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue ``data`` on the stream; never switches.
+        """Send ``data``; never switches.
+
+        When the stream has nothing queued (``IOStream.writing()`` is false) and
+        is not TLS, the bytes go straight to ``IOStream.socket`` -- one
+        ``send()`` call, which saves IOStream's write bookkeeping (a Future and
+        a buffer round, ~8 us here).  Whatever the kernel does not take at once
+        is queued with :meth:`IOStream.write`, which keeps the order.
 
         :raises StreamClosedError: (an :class:`OSError`) if the stream is closed.
+        :raises OSError: the socket failed (PyMySQL turns it into error 2006).
         """
         self.writes += 1
-        self.stream.write(data)
+        stream = self.stream
+        if self.direct and not stream.writing() and not stream.closed():
+            try:
+                sent = stream.socket.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        stream.write(data)
 
     def read(self, n: int) -> bytes:
         """Return exactly ``n`` bytes, waiting for the network as needed.
@@ -279,6 +297,7 @@ class GreenSocket:
         """Upgrade the stream to TLS (worker side).  Returns ``self``."""
         assert self.pos == self.end, "TLS requested with unread data"
         upgrade = self.stream.start_tls(False, ssl_options=context, server_hostname=server_hostname)
+        self.direct = False
         self.stream = self.worker.wait(upgrade)
         return self
 

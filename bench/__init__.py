@@ -1,0 +1,1 @@
+"""tornpool's benchmarks (peers side by side); run ``python -m bench --help``."""
