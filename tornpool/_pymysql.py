@@ -60,10 +60,11 @@ FATAL_ERRNOS = frozenset(
 METADATA_CACHE_SIZE = 256
 
 
-class GreenConnection(_conns.Connection):  # type: ignore[misc]
+class GreenConnection(_conns.Connection):
     """A PyMySQL connection whose socket is a :class:`GreenSocket`."""
 
     _gsock: GreenSocket | None = None
+    _next_seq_id: int
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["defer_connect"] = True
@@ -162,7 +163,8 @@ class GreenConnection(_conns.Connection):  # type: ignore[misc]
         self._result = result
         if result.server_status is not None:
             self.server_status = result.server_status
-        return result.affected_rows  # type: ignore[no-any-return]
+        affected: int = result.affected_rows
+        return affected
 
     def plan_for(self, converters: list[tuple[str | None, Any]]) -> Any:
         """The codec plan for these converters (cached per connection)."""
@@ -175,8 +177,11 @@ class GreenConnection(_conns.Connection):  # type: ignore[misc]
         return plan
 
 
-class GreenResult(_conns.MySQLResult):  # type: ignore[misc]
+class GreenResult(_conns.MySQLResult):
     """``MySQLResult`` with the buffered row path on the codec."""
+
+    connection: Any
+    affected_rows: Any
 
     def __del__(self) -> None:
         # PyMySQL drains an unfinished unbuffered result here, which would do
@@ -230,7 +235,7 @@ class GreenResult(_conns.MySQLResult):  # type: ignore[misc]
         sock = conn._gsock
         rows: list[tuple[Any, ...]] = []
         decode = None
-        plan = None
+        plan: Any = None
         if _codec is not None and sock is not None:
             decode = _codec.decode_rows
             plan = conn.plan_for(self.converters)

@@ -21,7 +21,7 @@ import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 import pymysql
 from pymysql import err
@@ -199,6 +199,7 @@ class Connection:
         gsock = self._gsock
         if gsock is None or self._raw._sock is None or gsock.stream.closed():
             self._raise_closed()
+        assert gsock is not None
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             raise WrongEventLoop(0, "this connection belongs to another event loop")
@@ -208,7 +209,8 @@ class Connection:
         handle = loop.call_later(timeout, self._on_timeout, timeout) if timeout is not None else None
         writes = gsock.writes
         try:
-            return await self._worker.run(fn, *args)
+            result: T = await self._worker.run(fn, *args)
+            return result
         except err.MySQLError as exc:
             if self._timed_out is not None:
                 raise CommandTimeout(
@@ -241,7 +243,7 @@ class Connection:
         self._timed_out = timeout
         self.terminate()
 
-    def _raise_closed(self) -> None:
+    def _raise_closed(self) -> NoReturn:
         if self._closed_by_user or self._gsock is None:
             raise ConnectionClosed(0, "connection is closed")
         self.terminate()

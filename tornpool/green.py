@@ -224,7 +224,7 @@ class GreenSocket:
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
-        stream.write(data)
+        stream.write(data if not isinstance(data, bytearray) else bytes(data))
 
     def read(self, n: int) -> bytes:
         """Return exactly ``n`` bytes, waiting for the network as needed.
@@ -259,11 +259,10 @@ class GreenSocket:
         """
         while self.end - self.pos < need:
             self._make_room(need)
-            fut = self.stream.read_into(self.view[self.end :], partial=True)
-            if fut.done():
-                got = fut.result()
-            else:
-                got = self.worker.wait(fut)
+            # read_into accepts any writable buffer; its annotation says bytearray.
+            fut = self.stream.read_into(self.view[self.end :], partial=True)  # type: ignore[arg-type]
+            assert isinstance(fut, asyncio.Future)
+            got: int = fut.result() if fut.done() else self.worker.wait(fut)
             self.end += got
 
     def _make_room(self, need: int) -> None:
