@@ -24,12 +24,13 @@ PyMySQL's private names used here, all in the tested range (see setup.py):
 from __future__ import annotations
 
 import ssl
+import struct
 from typing import Any
 
 from pymysql import connections as _conns
 from pymysql import converters as _converters
 from pymysql import err
-from pymysql.constants import CR, FIELD_TYPE
+from pymysql.constants import CR, FIELD_TYPE, SERVER_STATUS
 from pymysql.protocol import FieldDescriptorPacket, MysqlPacket
 
 from tornpool.green import GreenSocket, TLSContextProxy
@@ -54,6 +55,9 @@ FATAL_ERRNOS = frozenset(
         4031,  # ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
     }
 )
+
+# warning count and server status of an EOF packet, as PyMySQL reads them
+_EOF_BODY = struct.Struct("<hh")
 
 #: Column metadata cache size per connection (entries: one per distinct
 #: result shape).
@@ -246,8 +250,25 @@ class GreenResult(_conns.MySQLResult):
                     rows.extend(got)
                     sock.pos = pos
                     conn._next_seq_id = seq
-            # The decoder stopped at something it leaves to PyMySQL: the end of
-            # the result, an incomplete or unusual packet.
+                # The common stop: a complete 5-byte EOF packet ends the result.
+                pos = sock.pos
+                buf = sock.buf
+                if (
+                    sock.end - pos >= 9
+                    and buf[pos + 4] == 0xFE
+                    and buf[pos] == 5
+                    and buf[pos + 1] == 0
+                    and buf[pos + 2] == 0
+                    and buf[pos + 3] == conn._next_seq_id
+                ):
+                    self.warning_count, server_status = _EOF_BODY.unpack_from(buf, pos + 5)
+                    self.has_next = server_status & SERVER_STATUS.SERVER_MORE_RESULTS_EXISTS
+                    sock.pos = pos + 9
+                    conn._next_seq_id = (conn._next_seq_id + 1) & 0xFF
+                    self.connection = None
+                    break
+            # Something the decoder leaves to PyMySQL: an incomplete or unusual
+            # packet, or the end of the result in another form.
             packet = conn._read_packet()
             if self._check_packet_is_eof(packet):
                 self.connection = None
