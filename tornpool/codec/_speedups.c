@@ -1,0 +1,946 @@
+/*
+ * tornpool.codec._speedups -- C twin of tornpool/codec/_pure.py.
+ *
+ * Decodes MySQL text-protocol row packets straight out of a receive buffer
+ * and returns the same values, types and exceptions as PyMySQL's
+ * MySQLResult._read_row_from_packet() with the same (encoding, converter)
+ * list.  Converters are recognised by identity (int, float, Decimal and
+ * PyMySQL's convert_* functions); for those a strict parser handles the
+ * canonical server formats directly and anything it is not certain about is
+ * handed to the real Python converter with exactly the argument PyMySQL
+ * would pass.  Every other converter is simply called.
+ *
+ * Rules: no I/O, no global mutable state besides the datetime C-API capsule
+ * and the objects cached in the module state at import, no pointer into the
+ * caller's buffer survives a call (the buffer export is held for the length
+ * of one call and released on every path).
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <datetime.h>
+#include <string.h>
+#include <float.h>
+
+/* The one-operation float path needs IEEE double arithmetic without excess
+ * precision (true for SSE2, aarch64, ...); elsewhere only strtod is used. */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define TP_EXACT_FLOAT_OPS 1
+#else
+#define TP_EXACT_FLOAT_OPS 0
+#endif
+
+/* ------------------------------------------------------------------ kinds */
+
+enum enc_kind { ENC_BYTES = 0, ENC_ASCII, ENC_UTF8, ENC_LATIN1, ENC_CP1252, ENC_OTHER };
+static const char *const enc_names[] = {"bytes", "ascii", "utf8", "latin1", "cp1252", "other"};
+
+enum conv_kind {
+    CONV_NONE = 0, CONV_INT, CONV_FLOAT, CONV_DECIMAL, CONV_DATETIME,
+    CONV_DATE, CONV_TIMEDELTA, CONV_TIME, CONV_CALL
+};
+static const char *const conv_names[] = {
+    "none", "int", "float", "decimal", "datetime", "date", "timedelta", "time", "call"
+};
+
+/* Encoding spellings handled without going through the codec registry.
+ * Each must be a name that bytes.decode() maps to the same built-in codec. */
+static const struct { const char *name; int kind; } enc_table[] = {
+    {"ascii", ENC_ASCII},
+    {"utf8", ENC_UTF8}, {"utf-8", ENC_UTF8}, {"utf_8", ENC_UTF8},
+    {"latin1", ENC_LATIN1}, {"latin-1", ENC_LATIN1}, {"latin_1", ENC_LATIN1},
+    {"cp1252", ENC_CP1252},
+    {NULL, 0}
+};
+
+static const char ARGS_MSG[] = "decode_rows() needs 0 <= pos <= end <= len(buf)";
+static const char SEQ_MSG[] = "decode_rows() needs 0 <= seq <= 255";
+static const char PLAN_MSG[] =
+    "decode_rows() needs a Plan made by make_plan() of the same implementation";
+static const char BUF_MSG[] = "decode_rows() argument 'buf' must be a bytes-like object, not '%.200s'";
+static const char CONTIG_MSG[] = "decode_rows() needs a C-contiguous buffer";
+static const char PAIR_MSG[] =
+    "make_plan() needs a sequence of (encoding, converter) pairs; item %zd is not one";
+static const char SEQ_TYPE_MSG[] = "make_plan() needs a list or tuple of (encoding, converter) pairs";
+
+/* ------------------------------------------------------------ module state */
+
+typedef struct {
+    PyTypeObject *plan_type;
+    PyObject *through;
+    PyObject *decimal;
+    PyObject *convert_datetime;
+    PyObject *convert_date;
+    PyObject *convert_timedelta;
+    PyObject *convert_time;
+    PyObject *str_decode; /* "decode" */
+} modstate;
+
+static inline modstate *
+get_state(PyObject *module)
+{
+    return (modstate *)PyModule_GetState(module);
+}
+
+/* ------------------------------------------------------------------- Plan */
+
+typedef struct {
+    unsigned char enc;
+    unsigned char conv;
+    PyObject *encoding;  /* strong ref, may be Py_None */
+    PyObject *converter; /* strong ref, may be Py_None */
+} column;
+
+typedef struct {
+    PyObject_VAR_HEAD
+    PyObject *kinds; /* tuple of str, for introspection and tests */
+    column cols[1];
+} PlanObject;
+
+static int
+plan_traverse(PlanObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->kinds);
+    for (Py_ssize_t i = 0; i < Py_SIZE(self); i++) {
+        Py_VISIT(self->cols[i].encoding);
+        Py_VISIT(self->cols[i].converter);
+    }
+    return 0;
+}
+
+static int
+plan_clear(PlanObject *self)
+{
+    Py_CLEAR(self->kinds);
+    for (Py_ssize_t i = 0; i < Py_SIZE(self); i++) {
+        Py_CLEAR(self->cols[i].encoding);
+        Py_CLEAR(self->cols[i].converter);
+    }
+    return 0;
+}
+
+static void
+plan_dealloc(PlanObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    plan_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+plan_get_ncols(PlanObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(Py_SIZE(self));
+}
+
+static PyObject *
+plan_repr(PlanObject *self)
+{
+    return PyUnicode_FromFormat("<tornpool.codec Plan ncols=%zd impl=c>", Py_SIZE(self));
+}
+
+static PyMemberDef plan_members[] = {
+    {"kinds", T_OBJECT_EX, offsetof(PlanObject, kinds), READONLY,
+     "Per column '<encoding kind>:<converter kind>' strings."},
+    {NULL}
+};
+
+static PyGetSetDef plan_getset[] = {
+    {"ncols", (getter)plan_get_ncols, NULL, "Number of columns.", NULL},
+    {NULL}
+};
+
+static PyType_Slot plan_slots[] = {
+    {Py_tp_doc, "Per-result-set decoding plan; build it with make_plan()."},
+    {Py_tp_dealloc, plan_dealloc},
+    {Py_tp_traverse, plan_traverse},
+    {Py_tp_clear, plan_clear},
+    {Py_tp_repr, plan_repr},
+    {Py_tp_members, plan_members},
+    {Py_tp_getset, plan_getset},
+    {0, NULL}
+};
+
+static PyType_Spec plan_spec = {
+    .name = "tornpool.codec._speedups.Plan",
+    .basicsize = offsetof(PlanObject, cols),
+    .itemsize = sizeof(column),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION
+             | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = plan_slots,
+};
+
+static int
+classify_encoding(PyObject *enc)
+{
+    if (enc == Py_None)
+        return ENC_BYTES;
+    if (!PyUnicode_CheckExact(enc))
+        return ENC_OTHER;
+    for (int i = 0; enc_table[i].name != NULL; i++) {
+        if (PyUnicode_CompareWithASCIIString(enc, enc_table[i].name) == 0)
+            return enc_table[i].kind;
+    }
+    return ENC_OTHER;
+}
+
+static int
+classify_converter(modstate *st, PyObject *conv)
+{
+    if (conv == Py_None || conv == st->through)
+        return CONV_NONE;
+    if (conv == (PyObject *)&PyLong_Type)
+        return CONV_INT;
+    if (conv == (PyObject *)&PyFloat_Type)
+        return CONV_FLOAT;
+    if (conv == st->decimal)
+        return CONV_DECIMAL;
+    if (conv == st->convert_datetime)
+        return CONV_DATETIME;
+    if (conv == st->convert_date)
+        return CONV_DATE;
+    if (conv == st->convert_timedelta)
+        return CONV_TIMEDELTA;
+    if (conv == st->convert_time)
+        return CONV_TIME;
+    return CONV_CALL;
+}
+
+static PyObject *
+make_plan(PyObject *module, PyObject *converters)
+{
+    modstate *st = get_state(module);
+    if (!PyList_Check(converters) && !PyTuple_Check(converters)) {
+        PyErr_SetString(PyExc_TypeError, SEQ_TYPE_MSG);
+        return NULL;
+    }
+    /* Snapshot first: nothing below runs Python code, but a list could be
+     * shared with another thread between the size read and the item reads. */
+    PyObject *items = PySequence_Tuple(converters);
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    PlanObject *plan = (PlanObject *)PyType_GenericAlloc(st->plan_type, n);
+    if (plan == NULL) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    PyObject *kinds = PyTuple_New(n);
+    if (kinds == NULL)
+        goto fail;
+    plan->kinds = kinds;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        PyObject *enc, *conv;
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
+            enc = PyTuple_GET_ITEM(item, 0);
+            conv = PyTuple_GET_ITEM(item, 1);
+        }
+        else if (PyList_CheckExact(item) && PyList_GET_SIZE(item) == 2) {
+            enc = PyList_GET_ITEM(item, 0);
+            conv = PyList_GET_ITEM(item, 1);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, PAIR_MSG, i);
+            goto fail;
+        }
+        column *c = &plan->cols[i];
+        c->enc = (unsigned char)classify_encoding(enc);
+        c->conv = (unsigned char)classify_converter(st, conv);
+        Py_INCREF(enc);
+        c->encoding = enc;
+        Py_INCREF(conv);
+        c->converter = conv;
+        PyObject *name = PyUnicode_FromFormat("%s:%s", enc_names[c->enc], conv_names[c->conv]);
+        if (name == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(kinds, i, name);
+    }
+    Py_DECREF(items);
+    return (PyObject *)plan;
+fail:
+    Py_DECREF(items);
+    Py_DECREF(plan);
+    return NULL;
+}
+
+/* ------------------------------------------------------- strict parsers
+ * Each returns 1 when the input is in the canonical form it handles and the
+ * resulting object can be built without error, 0 otherwise (never sets an
+ * exception).  Returning 0 sends the value down the exact Python path. */
+
+static inline int
+is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline int
+two_digits(const unsigned char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* -?[0-9]{1,18}  ->  int(text) */
+static int
+parse_int(const unsigned char *s, Py_ssize_t n, long long *out)
+{
+    Py_ssize_t i = 0;
+    int neg = 0;
+    if (n > 0 && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    Py_ssize_t ndig = n - i;
+    if (ndig < 1 || ndig > 18)
+        return 0;
+    long long v = 0;
+    for (; i < n; i++) {
+        if (!is_digit(s[i]))
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return 1;
+}
+
+/* -?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?  ->  float(text)
+ *
+ * float() on such a string ends in PyOS_string_to_double on the same
+ * characters (there is no whitespace or underscore to strip), so calling it
+ * here gives a bit-for-bit equal result.  Before that, the common short case
+ * is done exactly in one IEEE operation: a mantissa below 10**15 (< 2**53)
+ * and a power of ten of magnitude <= 22 are both exact doubles, so one
+ * multiplication or division rounds correctly (SSE2 double arithmetic). */
+static const double exact_pow10[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+static int
+parse_float(const unsigned char *s, Py_ssize_t n, double *out)
+{
+    char tmp[64];
+    Py_ssize_t i = 0;
+    int neg = 0;
+    unsigned long long mant = 0;
+    int sig = 0;          /* significant digits accumulated in mant */
+    long exp10 = 0;       /* decimal exponent applied to mant */
+    int exact = 1;        /* still eligible for the one-operation path */
+    if (n < 1 || n >= (Py_ssize_t)sizeof(tmp))
+        return 0;
+    if (s[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    Py_ssize_t st = i;
+    for (; i < n && is_digit(s[i]); i++) {
+        if (mant != 0 || s[i] != '0') {
+            if (++sig > 15)
+                exact = 0;
+            else
+                mant = mant * 10 + (s[i] - '0');
+        }
+        if (sig > 15)
+            exp10++;
+    }
+    if (i == st)
+        return 0;
+    if (i < n && s[i] == '.') {
+        i++;
+        st = i;
+        for (; i < n && is_digit(s[i]); i++) {
+            if (mant != 0 || s[i] != '0') {
+                if (++sig > 15) {
+                    exact = 0;
+                    continue;
+                }
+                mant = mant * 10 + (s[i] - '0');
+            }
+            exp10--;
+        }
+        if (i == st)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        int eneg = 0;
+        long e = 0;
+        i++;
+        if (i < n && (s[i] == '-' || s[i] == '+'))
+            eneg = s[i++] == '-';
+        st = i;
+        for (; i < n && is_digit(s[i]); i++) {
+            if (e < 100000)
+                e = e * 10 + (s[i] - '0');
+        }
+        if (i == st)
+            return 0;
+        exp10 += eneg ? -e : e;
+    }
+    if (i != n)
+        return 0;
+    if (TP_EXACT_FLOAT_OPS && exact && (mant == 0 || (exp10 >= -22 && exp10 <= 22))) {
+        double d = (double)mant;
+        if (mant != 0)
+            d = exp10 < 0 ? d / exact_pow10[-exp10] : d * exact_pow10[exp10];
+        *out = neg ? -d : d;
+        return 1;
+    }
+    memcpy(tmp, s, (size_t)n);
+    tmp[n] = '\0';
+    char *endp = NULL;
+    double d = PyOS_string_to_double(tmp, &endp, NULL);
+    if (d == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (endp != tmp + n)
+        return 0;
+    *out = d;
+    return 1;
+}
+
+/* ".f{1,6}" at s[0..n) (s[0] is '.'), right-padded to microseconds. */
+static int
+parse_fraction(const unsigned char *s, Py_ssize_t n, int *us)
+{
+    static const int scale[] = {0, 100000, 10000, 1000, 100, 10, 1};
+    Py_ssize_t k = n - 1;
+    if (s[0] != '.' || k < 1 || k > 6)
+        return 0;
+    int v = 0;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        if (!is_digit(s[i]))
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *us = v * scale[k];
+    return 1;
+}
+
+static int
+days_in_month(int y, int m)
+{
+    static const int dim[] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return dim[m];
+}
+
+/* YYYY-MM-DD with a date.date-valid value. */
+static int
+parse_ymd(const unsigned char *s, int *y, int *m, int *d)
+{
+    if (!(is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) && s[4] == '-'
+          && is_digit(s[5]) && is_digit(s[6]) && s[7] == '-' && is_digit(s[8]) && is_digit(s[9])))
+        return 0;
+    *y = two_digits(s) * 100 + two_digits(s + 2);
+    *m = two_digits(s + 5);
+    *d = two_digits(s + 8);
+    if (*y < 1 || *m < 1 || *m > 12 || *d < 1 || *d > days_in_month(*y, *m))
+        return 0;
+    return 1;
+}
+
+/* YYYY-MM-DD[ T]HH:MM:SS(.f{1,6})? with valid fields -> convert_datetime. */
+static PyObject *
+fast_datetime(const unsigned char *s, Py_ssize_t n)
+{
+    int y, mo, d, h, mi, sec, us = 0;
+    if (n < 19 || n == 20 || n > 26)
+        return NULL;
+    if (!parse_ymd(s, &y, &mo, &d))
+        return NULL;
+    if (!((s[10] == ' ' || s[10] == 'T') && is_digit(s[11]) && is_digit(s[12]) && s[13] == ':'
+          && is_digit(s[14]) && is_digit(s[15]) && s[16] == ':' && is_digit(s[17])
+          && is_digit(s[18])))
+        return NULL;
+    h = two_digits(s + 11);
+    mi = two_digits(s + 14);
+    sec = two_digits(s + 17);
+    if (h > 23 || mi > 59 || sec > 59)
+        return NULL;
+    if (n > 19 && !parse_fraction(s + 19, n - 19, &us))
+        return NULL;
+    return PyDateTime_FromDateAndTime(y, mo, d, h, mi, sec, us);
+}
+
+/* YYYY-MM-DD valid -> convert_date. */
+static PyObject *
+fast_date(const unsigned char *s, Py_ssize_t n)
+{
+    int y, m, d;
+    if (n != 10 || !parse_ymd(s, &y, &m, &d))
+        return NULL;
+    return PyDate_FromDate(y, m, d);
+}
+
+/* Reads 1..maxd digits at s[*i]; returns -1 if none or too many. */
+static int
+read_digits(const unsigned char *s, Py_ssize_t n, Py_ssize_t *i, int maxd)
+{
+    int v = 0, k = 0;
+    while (*i < n && is_digit(s[*i])) {
+        if (++k > maxd)
+            return -1;
+        v = v * 10 + (s[*i] - '0');
+        (*i)++;
+    }
+    return k ? v : -1;
+}
+
+/* H:M:S(.f)? with 1..hmax hour digits, 1..2 minute/second digits; the exact
+ * language of PyMySQL's TIMEDELTA_RE / TIME_RE after an optional sign. */
+static int
+parse_hms(const unsigned char *s, Py_ssize_t n, Py_ssize_t i, int hmax,
+          int *h, int *m, int *sec, int *us)
+{
+    *us = 0;
+    if ((*h = read_digits(s, n, &i, hmax)) < 0 || i >= n || s[i++] != ':')
+        return 0;
+    if ((*m = read_digits(s, n, &i, 2)) < 0 || i >= n || s[i++] != ':')
+        return 0;
+    if ((*sec = read_digits(s, n, &i, 2)) < 0)
+        return 0;
+    if (i == n)
+        return 1;
+    return parse_fraction(s + i, n - i, us);
+}
+
+/* -?H{1,3}:M{1,2}:S{1,2}(.f{1,6})? -> convert_timedelta (which never fails
+ * on a match: at most 999 hours). */
+static PyObject *
+fast_timedelta(const unsigned char *s, Py_ssize_t n)
+{
+    int h, m, sec, us;
+    Py_ssize_t i = 0;
+    int neg = 0;
+    if (n > 0 && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (!parse_hms(s, n, i, 3, &h, &m, &sec, &us))
+        return NULL;
+    const long long day_us = 86400LL * 1000000LL;
+    long long t = ((long long)h * 3600 + (long long)m * 60 + sec) * 1000000LL + us;
+    if (neg)
+        t = -t;
+    long long days = t / day_us, rem = t % day_us;
+    if (rem < 0) {
+        rem += day_us;
+        days -= 1;
+    }
+    return PyDelta_FromDSU((int)days, (int)(rem / 1000000), (int)(rem % 1000000));
+}
+
+/* H{1,2}:M{1,2}:S{1,2}(.f{1,6})? valid time of day -> convert_time. */
+static PyObject *
+fast_time(const unsigned char *s, Py_ssize_t n)
+{
+    int h, m, sec, us;
+    if (!parse_hms(s, n, 0, 2, &h, &m, &sec, &us))
+        return NULL;
+    if (h > 23 || m > 59 || sec > 59)
+        return NULL;
+    return PyTime_FromTime(h, m, sec, us);
+}
+
+static int
+all_ascii(const unsigned char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] & 0x80)
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------ decoding */
+
+/* bytes -> optional .decode(encoding), exactly as PyMySQL does it. */
+static PyObject *
+decode_text(modstate *st, const column *c, const char *s, Py_ssize_t n)
+{
+    switch (c->enc) {
+    case ENC_BYTES:
+        return PyBytes_FromStringAndSize(s, n);
+    case ENC_ASCII:
+        return PyUnicode_DecodeASCII(s, n, NULL);
+    case ENC_UTF8:
+        return PyUnicode_DecodeUTF8(s, n, NULL);
+    case ENC_LATIN1:
+        return PyUnicode_DecodeLatin1(s, n, NULL);
+    case ENC_CP1252:
+        if (all_ascii((const unsigned char *)s, n))
+            return PyUnicode_DecodeASCII(s, n, NULL);
+        return PyUnicode_Decode(s, n, "cp1252", NULL);
+    default: {
+        /* Unknown spelling or not even a str: call bytes.decode itself so
+         * that every outcome (LookupError, TypeError, ...) is PyMySQL's. */
+        PyObject *b = PyBytes_FromStringAndSize(s, n);
+        if (b == NULL)
+            return NULL;
+        PyObject *r = PyObject_CallMethodOneArg(b, st->str_decode, c->encoding);
+        Py_DECREF(b);
+        return r;
+    }
+    }
+}
+
+static PyObject *
+convert_value(modstate *st, const column *c, const char *s, Py_ssize_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (c->conv == CONV_NONE)
+        return decode_text(st, c, s, n);
+    /* Fast paths only read ASCII digits/punctuation, which every encoding
+     * kind except ENC_OTHER decodes to the same characters without error. */
+    if (c->enc != ENC_OTHER) {
+        PyObject *r = NULL;
+        switch (c->conv) {
+        case CONV_INT: {
+            long long v;
+            if (parse_int(u, n, &v))
+                return PyLong_FromLongLong(v);
+            break;
+        }
+        case CONV_FLOAT: {
+            double d;
+            if (parse_float(u, n, &d))
+                return PyFloat_FromDouble(d);
+            break;
+        }
+        case CONV_DATETIME:
+            r = fast_datetime(u, n);
+            break;
+        case CONV_DATE:
+            r = fast_date(u, n);
+            break;
+        case CONV_TIMEDELTA:
+            r = fast_timedelta(u, n);
+            break;
+        case CONV_TIME:
+            r = fast_time(u, n);
+            break;
+        default:
+            break;
+        }
+        /* A fast constructor only returns NULL without an exception when
+         * the text was not canonical; with an exception (MemoryError) we
+         * must report it. */
+        if (r != NULL || PyErr_Occurred())
+            return r;
+    }
+    PyObject *text = decode_text(st, c, s, n);
+    if (text == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallOneArg(c->converter, text);
+    Py_DECREF(text);
+    return r;
+}
+
+/* Offsets of each column value in one payload; len < 0 marks NULL.
+ * Returns 1 if the payload is exactly ncols well-formed length-encoded
+ * strings / NULLs and nothing else. */
+static int
+split_payload(const unsigned char *b, Py_ssize_t q, Py_ssize_t stop, Py_ssize_t ncols,
+              Py_ssize_t *offs, Py_ssize_t *lens)
+{
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        if (q >= stop)
+            return 0; /* short row */
+        unsigned int c = b[q++];
+        unsigned long long len;
+        if (c < 0xFB) {
+            len = c;
+        }
+        else if (c == 0xFB) {
+            offs[i] = 0;
+            lens[i] = -1;
+            continue;
+        }
+        else if (c == 0xFC) {
+            if (stop - q < 2)
+                return 0;
+            len = (unsigned long long)b[q] | ((unsigned long long)b[q + 1] << 8);
+            q += 2;
+        }
+        else if (c == 0xFD) {
+            if (stop - q < 3)
+                return 0;
+            len = (unsigned long long)b[q] | ((unsigned long long)b[q + 1] << 8)
+                  | ((unsigned long long)b[q + 2] << 16);
+            q += 3;
+        }
+        else if (c == 0xFE) {
+            if (stop - q < 8)
+                return 0;
+            len = 0;
+            for (int k = 7; k >= 0; k--)
+                len = (len << 8) | b[q + k];
+            q += 8;
+        }
+        else {
+            return 0; /* 0xFF prefix */
+        }
+        if (len > (unsigned long long)(stop - q))
+            return 0;
+        offs[i] = q;
+        lens[i] = (Py_ssize_t)len;
+        q += (Py_ssize_t)len;
+    }
+    return q == stop; /* trailing bytes -> let PyMySQL have it */
+}
+
+/* Converts an index-like argument; *out is -1 when it does not fit in a
+ * Py_ssize_t or is negative (the caller reports a range error). */
+static int
+index_arg(PyObject *obj, Py_ssize_t *out)
+{
+    PyObject *idx = PyNumber_Index(obj);
+    if (idx == NULL)
+        return -1;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(idx, &overflow);
+    Py_DECREF(idx);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow != 0 || v < 0 || v > PY_SSIZE_T_MAX)
+        *out = -1;
+    else
+        *out = (Py_ssize_t)v;
+    return 0;
+}
+
+#define STACK_COLS 64
+
+static PyObject *
+decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    modstate *st = get_state(module);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "decode_rows() takes exactly 5 positional arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *bufobj = args[0];
+    if (Py_TYPE(args[4]) != st->plan_type) {
+        PyErr_SetString(PyExc_TypeError, PLAN_MSG);
+        return NULL;
+    }
+    PlanObject *plan = (PlanObject *)args[4];
+    if (!PyObject_CheckBuffer(bufobj)) {
+        PyErr_Format(PyExc_TypeError, BUF_MSG, Py_TYPE(bufobj)->tp_name);
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(bufobj, &view, PyBUF_SIMPLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_BufferError, CONTIG_MSG);
+        }
+        return NULL;
+    }
+    /* From here on every exit goes through `done` to release the export. */
+    PyObject *result = NULL, *rows = NULL;
+    Py_ssize_t stack_offs[STACK_COLS], stack_lens[STACK_COLS];
+    Py_ssize_t *offs = stack_offs, *lens = stack_lens;
+    Py_ssize_t pos, end, seq;
+    if (index_arg(args[1], &pos) < 0 || index_arg(args[2], &end) < 0
+        || index_arg(args[3], &seq) < 0)
+        goto done;
+    if (pos < 0 || end < 0 || pos > end || end > view.len) {
+        PyErr_SetString(PyExc_ValueError, ARGS_MSG);
+        goto done;
+    }
+    if (seq < 0 || seq > 255) {
+        PyErr_SetString(PyExc_ValueError, SEQ_MSG);
+        goto done;
+    }
+    Py_ssize_t ncols = Py_SIZE(plan);
+    if (ncols > STACK_COLS) {
+        offs = PyMem_New(Py_ssize_t, (size_t)ncols);
+        lens = PyMem_New(Py_ssize_t, (size_t)ncols);
+        if (offs == NULL || lens == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    rows = PyList_New(0);
+    if (rows == NULL)
+        goto done;
+
+    /* Keep the plan alive even if a converter drops the last other ref. */
+    Py_INCREF(plan);
+    const unsigned char *b = (const unsigned char *)view.buf;
+    Py_ssize_t p = pos;
+    while (end - p >= 4) {
+        Py_ssize_t plen = (Py_ssize_t)b[p] | ((Py_ssize_t)b[p + 1] << 8)
+                          | ((Py_ssize_t)b[p + 2] << 16);
+        if (plen == 0xFFFFFF || b[p + 3] != seq || plen == 0)
+            break;
+        if (plen > end - p - 4)
+            break;
+        Py_ssize_t start = p + 4, stop = start + plen;
+        unsigned char first = b[start];
+        if (first == 0xFF || (first == 0xFE && plen < 9))
+            break;
+        if (!split_payload(b, start, stop, ncols, offs, lens))
+            break;
+        PyObject *row = PyTuple_New(ncols);
+        if (row == NULL)
+            goto fail_loop;
+        for (Py_ssize_t i = 0; i < ncols; i++) {
+            PyObject *v;
+            if (lens[i] < 0) {
+                v = Py_None;
+                Py_INCREF(v);
+            }
+            else {
+                v = convert_value(st, &plan->cols[i], (const char *)b + offs[i], lens[i]);
+                if (v == NULL) {
+                    Py_DECREF(row);
+                    goto fail_loop;
+                }
+            }
+            PyTuple_SET_ITEM(row, i, v);
+        }
+        if (PyList_Append(rows, row) < 0) {
+            Py_DECREF(row);
+            goto fail_loop;
+        }
+        Py_DECREF(row);
+        seq = (seq + 1) & 0xFF;
+        p = stop;
+    }
+    Py_DECREF(plan);
+    result = Py_BuildValue("(Onn)", rows, p, seq);
+    goto done;
+
+fail_loop:
+    Py_DECREF(plan);
+done:
+    Py_XDECREF(rows);
+    if (offs != stack_offs)
+        PyMem_Free(offs);
+    if (lens != stack_lens)
+        PyMem_Free(lens);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* ---------------------------------------------------------------- module */
+
+PyDoc_STRVAR(make_plan_doc,
+"make_plan(converters, /) -> Plan\n\n"
+"Build a decoding plan from PyMySQL's MySQLResult.converters list.");
+
+PyDoc_STRVAR(decode_rows_doc,
+"decode_rows(buf, pos, end, seq, plan, /) -> (rows, new_pos, new_seq)\n\n"
+"Decode the complete text-protocol row packets in buf[pos:end]; stop before\n"
+"the first packet that is incomplete, multi-packet, out of sequence, EOF/OK,\n"
+"ERR or malformed.");
+
+static PyMethodDef module_methods[] = {
+    {"make_plan", (PyCFunction)make_plan, METH_O, make_plan_doc},
+    {"decode_rows", (PyCFunction)(void (*)(void))decode_rows, METH_FASTCALL, decode_rows_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyObject *
+import_attr(const char *modname, const char *attr)
+{
+    PyObject *mod = PyImport_ImportModule(modname);
+    if (mod == NULL)
+        return NULL;
+    PyObject *r = PyObject_GetAttrString(mod, attr);
+    Py_DECREF(mod);
+    return r;
+}
+
+static int
+module_exec(PyObject *module)
+{
+    modstate *st = get_state(module);
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
+        return -1;
+    st->plan_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &plan_spec, NULL);
+    if (st->plan_type == NULL)
+        return -1;
+    if (PyModule_AddObjectRef(module, "Plan", (PyObject *)st->plan_type) < 0)
+        return -1;
+    if ((st->through = import_attr("pymysql.converters", "through")) == NULL
+        || (st->decimal = import_attr("decimal", "Decimal")) == NULL
+        || (st->convert_datetime = import_attr("pymysql.converters", "convert_datetime")) == NULL
+        || (st->convert_date = import_attr("pymysql.converters", "convert_date")) == NULL
+        || (st->convert_timedelta = import_attr("pymysql.converters", "convert_timedelta")) == NULL
+        || (st->convert_time = import_attr("pymysql.converters", "convert_time")) == NULL
+        || (st->str_decode = PyUnicode_InternFromString("decode")) == NULL)
+        return -1;
+    if (PyModule_AddStringConstant(module, "IMPL", "c") < 0)
+        return -1;
+    return 0;
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    modstate *st = get_state(module);
+    Py_VISIT(st->plan_type);
+    Py_VISIT(st->through);
+    Py_VISIT(st->decimal);
+    Py_VISIT(st->convert_datetime);
+    Py_VISIT(st->convert_date);
+    Py_VISIT(st->convert_timedelta);
+    Py_VISIT(st->convert_time);
+    Py_VISIT(st->str_decode);
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    modstate *st = get_state(module);
+    Py_CLEAR(st->plan_type);
+    Py_CLEAR(st->through);
+    Py_CLEAR(st->decimal);
+    Py_CLEAR(st->convert_datetime);
+    Py_CLEAR(st->convert_date);
+    Py_CLEAR(st->convert_timedelta);
+    Py_CLEAR(st->convert_time);
+    Py_CLEAR(st->str_decode);
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL}
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tornpool.codec._speedups",
+    .m_doc = "C twin of tornpool.codec._pure: MySQL text-protocol row decoding.",
+    .m_size = sizeof(modstate),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}

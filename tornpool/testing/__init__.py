@@ -1,0 +1,94 @@
+"""Test helpers: throwaway MariaDB servers and a fault-injecting TCP proxy.
+
+Everything here is meant to be reused in *your* test suite as well as ours:
+
+* :class:`MariaDBServer` starts a private ``mariadbd`` (temp datadir, free
+  port on 127.0.0.1, its own unix socket, ``root`` without a password,
+  database ``test``), optionally with TLS; it can be killed and restarted
+  on the same port with its data intact.
+* :class:`FaultProxy` is a loopback TCP proxy, running in its own thread,
+  that adds latency, swallows traffic, resets or half-closes connections and
+  refuses new ones, on demand.
+* :func:`test_dsn` and the pytest fixtures ``mariadb_dsn``,
+  ``throwaway_mariadb`` and ``tls_mariadb`` (enable them with
+  ``pytest_plugins = ["tornpool.testing"]`` in your top-level
+  ``conftest.py``).
+
+Importing this module starts nothing and touches no event loop.  The fixtures
+are defined only when pytest is already imported (which it is whenever this
+module is loaded as a plugin or from a ``conftest.py``); importing
+``tornpool.testing`` never imports pytest.
+
+The code lives in :mod:`tornpool.testing.server` (``mariadbd`` discovery,
+template datadir, :class:`MariaDBServer`, :func:`test_dsn`) and
+:mod:`tornpool.testing.proxy` (:class:`FaultProxy`); import it from here.
+
+See ``docs/testing.md`` for a walk-through.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Iterator, TypeVar, cast
+
+from .proxy import FaultProxy
+from .server import (
+    INSTALL_HINT,
+    MARIADBD_ENV,
+    TEST_DSN_ENV,
+    MariaDBNotFound,
+    MariaDBServer,
+    ServerStartError,
+    find_mariadbd,
+    test_dsn,
+)
+
+__all__ = [
+    "MariaDBNotFound",
+    "ServerStartError",
+    "MariaDBServer",
+    "FaultProxy",
+    "find_mariadbd",
+    "test_dsn",
+    "TEST_DSN_ENV",
+    "INSTALL_HINT",
+]
+
+
+# --------------------------------------------------------------------------
+# pytest fixtures (only when pytest is already loaded)
+# --------------------------------------------------------------------------
+
+_pytest = sys.modules.get("pytest")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _fixture(scope: str = "function") -> Callable[[_F], _F]:
+    assert _pytest is not None
+    return cast(Callable[[_F], _F], _pytest.fixture(scope=scope))
+
+
+if _pytest is not None:
+
+    @_fixture(scope="session")
+    def mariadb_dsn() -> str:
+        """Session-wide DSN: ``$TORNPOOL_TEST_DSN`` or a throwaway server.
+
+        Do not kill or restart the server behind it; use ``throwaway_mariadb``.
+        """
+        return test_dsn()
+
+    @_fixture()
+    def throwaway_mariadb() -> Iterator[MariaDBServer]:
+        """A fresh :class:`MariaDBServer` for this test only (kill/restart freely)."""
+        with MariaDBServer() as srv:
+            yield srv
+
+    @_fixture(scope="session")
+    def tls_mariadb() -> Iterator[MariaDBServer]:
+        """A session-wide throwaway :class:`MariaDBServer` with TLS enabled."""
+        with MariaDBServer(tls=True) as srv:
+            yield srv
+
+    __all__ += ["mariadb_dsn", "throwaway_mariadb", "tls_mariadb"]
