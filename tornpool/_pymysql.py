@@ -193,46 +193,73 @@ class GreenResult(_conns.MySQLResult):
         # connection whose result was abandoned instead.
         pass
 
+    _plan: Any = None
+
+    def read(self) -> None:
+        """PyMySQL's ``read`` with the usual result-set header (a one-byte
+        column count) taken straight from the buffer."""
+        conn: GreenConnection = self.connection
+        sock = conn._gsock
+        if sock is not None:
+            pos = sock.pos
+            buf = sock.buf
+            if (
+                sock.end - pos >= 5
+                and buf[pos] == 1
+                and buf[pos + 1] == 0
+                and buf[pos + 2] == 0
+                and buf[pos + 3] == conn._next_seq_id
+                and 1 <= buf[pos + 4] <= 250
+            ):
+                self.field_count = buf[pos + 4]
+                sock.pos = pos + 5
+                conn._next_seq_id = (conn._next_seq_id + 1) & 0xFF
+                try:
+                    self._get_descriptions()
+                    self._read_rowdata_packet()
+                finally:
+                    self.connection = None
+                return
+        super().read()
+
     def _get_descriptions(self) -> None:
         conn: GreenConnection = self.connection
-        read = conn._read_payload
-        key = tuple([read() for _ in range(self.field_count)])
-        cached = conn._meta_cache.get(key)
-        if cached is None:
-            fields = [FieldDescriptorPacket(data, conn.encoding) for data in key]
-            cached = (fields, tuple(f.description() for f in fields))
-            if len(conn._meta_cache) >= METADATA_CACHE_SIZE:
-                conn._meta_cache.clear()
-            conn._meta_cache[key] = cached
-        fields, description = cached
-        self.fields = list(fields)
-        self.description = description
-        # Converters are looked up on every query (cheap), so changes to
-        # conn.decoders take effect as they do in PyMySQL.
-        use_unicode = conn.use_unicode
-        conn_encoding = conn.encoding
-        decoders = conn.decoders
-        through = _converters.through
-        convs: list[tuple[str | None, Any]] = []
-        for field in fields:
-            field_type = field.type_code
-            encoding: str | None
-            if use_unicode:
-                if field_type == FIELD_TYPE.JSON:
-                    encoding = conn_encoding
-                elif field_type in TEXT_TYPES:
-                    encoding = None if field.charsetnr == 63 else conn_encoding
-                else:
-                    encoding = "ascii"
+        sock = conn._gsock
+        shape = None
+        if sock is not None:
+            # The column definitions and their EOF, when all in the buffer, are
+            # one slice: the cache key for everything derived from them.
+            buf = sock.buf
+            pos = p = sock.pos
+            end = sock.end
+            seq = conn._next_seq_id
+            for _ in range(self.field_count + 1):
+                if end - p < 4:
+                    break
+                size = buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16)
+                if size >= MAX_PACKET_LEN or buf[p + 3] != seq or end - p < size + 4:
+                    break
+                p += size + 4
+                seq = (seq + 1) & 0xFF
             else:
-                encoding = None
-            converter = decoders.get(field_type)
-            if converter is through:
-                converter = None
-            convs.append((encoding, converter))
-        self.converters = convs
-        eof = read()
-        assert eof[:1] == b"\xfe" and len(eof) < 9, "Protocol error, expecting EOF"
+                key = bytes(sock.view[pos:p])
+                shape = conn._meta_cache.get(key)
+                if shape is None or not shape.fits(conn):
+                    shape = _Shape(conn, self.field_count)
+                    if shape.eof_ok:
+                        if len(conn._meta_cache) >= METADATA_CACHE_SIZE:
+                            conn._meta_cache.clear()
+                        conn._meta_cache[key] = shape
+                else:
+                    sock.pos = p
+                    conn._next_seq_id = seq
+        if shape is None:
+            shape = _Shape(conn, self.field_count)
+        assert shape.eof_ok, "Protocol error, expecting EOF"
+        self.fields = shape.fields
+        self.description = shape.description
+        self.converters = shape.converters
+        self._plan = shape.plan
 
     def _read_rowdata_packet(self) -> None:
         conn: GreenConnection = self.connection
@@ -242,7 +269,9 @@ class GreenResult(_conns.MySQLResult):
         plan: Any = None
         if _codec is not None and sock is not None:
             decode = _codec.decode_rows
-            plan = conn.plan_for(self.converters)
+            plan = self._plan
+            if plan is None:
+                plan = conn.plan_for(self.converters)
         while True:
             if decode is not None and sock is not None:
                 got, pos, seq = decode(sock.buf, sock.pos, sock.end, conn._next_seq_id, plan)
@@ -276,6 +305,64 @@ class GreenResult(_conns.MySQLResult):
             rows.append(self._read_row_from_packet(packet))
         self.affected_rows = len(rows)
         self.rows = tuple(rows)
+
+
+class _Shape:
+    """What a result's column definitions decode to, cached per connection by
+    their raw bytes: fields, description, converters and codec plan.
+
+    Converters come from ``conn.decoders`` when a shape is first seen; the
+    entry is reused only while the connection's ``decoders`` object,
+    ``use_unicode`` and ``encoding`` are the same ones.
+    """
+
+    __slots__ = ("fields", "description", "converters", "plan", "eof_ok", "_decoders", "_unicode", "_encoding")
+
+    def __init__(self, conn: GreenConnection, field_count: int) -> None:
+        read = conn._read_payload
+        encoding = conn.encoding
+        self.fields = [FieldDescriptorPacket(read(), encoding) for _ in range(field_count)]
+        self.description = tuple(f.description() for f in self.fields)
+        eof = read()
+        self.eof_ok = eof[:1] == b"\xfe" and len(eof) < 9
+        self._decoders = conn.decoders
+        self._unicode = conn.use_unicode
+        self._encoding = encoding
+        self.converters = _converters_for(self.fields, conn)
+        self.plan = conn.plan_for(self.converters) if _codec is not None else None
+
+    def fits(self, conn: GreenConnection) -> bool:
+        return (
+            conn.decoders is self._decoders
+            and conn.use_unicode == self._unicode
+            and conn.encoding == self._encoding
+        )
+
+
+def _converters_for(fields: list[Any], conn: GreenConnection) -> list[tuple[str | None, Any]]:
+    """PyMySQL's ``(encoding, converter)`` per column, as in its ``_get_descriptions``."""
+    use_unicode = conn.use_unicode
+    conn_encoding = conn.encoding
+    decoders = conn.decoders
+    through = _converters.through
+    convs: list[tuple[str | None, Any]] = []
+    for field in fields:
+        field_type = field.type_code
+        encoding: str | None
+        if use_unicode:
+            if field_type == FIELD_TYPE.JSON:
+                encoding = conn_encoding
+            elif field_type in TEXT_TYPES:
+                encoding = None if field.charsetnr == 63 else conn_encoding
+            else:
+                encoding = "ascii"
+        else:
+            encoding = None
+        converter = decoders.get(field_type)
+        if converter is through:
+            converter = None
+        convs.append((encoding, converter))
+    return convs
 
 
 def is_fatal(exc: BaseException) -> bool:
