@@ -27,7 +27,7 @@ from typing import Any
 
 from tornado import gen, web
 
-from tornpool.pool import Pool
+from tornpool import Pool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS guestbook (

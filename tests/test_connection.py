@@ -452,3 +452,48 @@ def test_no_greenlet_leak_per_query(dsn: str) -> None:
             return sum(isinstance(o, greenlet.greenlet) for o in gc.get_objects()) - before
 
     assert asyncio.run(main()) == 0
+
+
+def _live_greenlets() -> int:
+    import greenlet
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_terminated_and_dropped_connections_are_collected(dsn: str) -> None:
+    import weakref
+
+    before = _live_greenlets()
+    refs = []
+    for i in range(6):
+        conn = await tornpool.connect(dsn)
+        await conn.execute("SELECT 1")
+        if i % 3 == 0:
+            with pytest.raises(errors.CommandTimeout):
+                await conn.execute("SELECT SLEEP(2)", timeout=0.05)
+        elif i % 3 == 1:
+            task = asyncio.ensure_future(conn.execute("SELECT SLEEP(2)"))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            del task
+        # i % 3 == 2: dropped while idle and open, never closed
+        refs.append(weakref.ref(conn))
+        del conn
+    gc.collect()
+    assert [r() for r in refs] == [None] * 6
+    assert _live_greenlets() <= before
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_streaming_cursor_dropped_after_terminate_is_quiet(dsn: str) -> None:
+    conn = await tornpool.connect(dsn)
+    cur = await conn.execute("SELECT seq FROM seq_1_to_100000", cursor=tornpool.SSCursor)
+    assert await cur.fetchone() == (1,)
+    conn.terminate()
+    del cur  # PyMySQL's SSCursor would try to drain here; ours must not
+    gc.collect()
+    assert conn.closed

@@ -11,7 +11,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.testing import bind_unused_port
 
 from demos.app import SCHEMA, make_app
-from tornpool.pool import Pool
+from tornpool import Pool
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -8,11 +8,16 @@ greenlet bridge; connections are handed out as awaitables that also work with
 >>> cur = await conn.execute("SELECT 1")
 >>> cur.fetchone()
 (1,)
+>>> pool = await tornpool.Pool("mysql://root@127.0.0.1:3306/test", size=2, max_size=10).connect()
+>>> (await pool.execute("SELECT 2")).fetchone()
+(2,)
 """
 
 from tornpool import errors
 from tornpool.connection import Connection, connect
 from tornpool.cursors import Cursor, DictCursor, SSCursor, SSDictCursor
+from tornpool._policy import PoolPolicy
+from tornpool._pool_base import Lease
 from tornpool.dsn import parse_dsn
 from tornpool.errors import (
     CommandTimeout,
@@ -31,12 +36,17 @@ from tornpool.errors import (
     MySQLError,
     NotSupportedError,
     OperationalError,
+    ForeignConnection,
+    GreenletRequired,
     PoolClosed,
     PoolError,
     PoolTimeout,
+    PoolTooManyWaiters,
+    PoolUnavailable,
     ProgrammingError,
     WrongEventLoop,
 )
+from tornpool.pool import Pool, PoolConnection
 
 __version__ = "0.1.0"
 
@@ -44,6 +54,10 @@ __all__ = [
     "__version__",
     "connect",
     "Connection",
+    "Pool",
+    "PoolConnection",
+    "PoolPolicy",
+    "Lease",
     "Cursor",
     "DictCursor",
     "SSCursor",
@@ -68,7 +82,11 @@ __all__ = [
     "CommandTimeout",
     "ConnectTimeout",
     "WrongEventLoop",
+    "GreenletRequired",
     "PoolError",
     "PoolTimeout",
     "PoolClosed",
+    "PoolTooManyWaiters",
+    "PoolUnavailable",
+    "ForeignConnection",
 ]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, 
 from .errors import WrongEventLoop
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cursors import Cursor
+    from .cursors import Cursor, _BaseCursor
     from .pool import Pool, PoolConnection
 
 __all__ = ["SyncPool", "SyncConnection"]
@@ -138,7 +138,7 @@ class SyncPool:
         return self.call(lambda: self.pool.execute(sql, args, timeout=timeout))
 
     def executemany(self, sql: str, seq_of_args: Iterable[Any], *,
-                    timeout: Optional[float] = None) -> "Cursor":
+                    timeout: Optional[float] = None) -> "_BaseCursor":
         """Blocking :meth:`Pool.executemany`."""
         return self.call(lambda: self.pool.executemany(sql, seq_of_args, timeout=timeout))
 
@@ -180,12 +180,12 @@ class SyncConnection:
         return self._sp.call(lambda: lease.execute(sql, args, timeout=timeout))
 
     def executemany(self, sql: str, seq_of_args: Iterable[Any], *,
-                    timeout: Optional[float] = None) -> "Cursor":
+                    timeout: Optional[float] = None) -> "_BaseCursor":
         lease = self.lease
         return self._sp.call(lambda: lease.executemany(sql, seq_of_args, timeout=timeout))
 
     def callproc(self, procname: str, args: Sequence[Any] = (), *,
-                 timeout: Optional[float] = None) -> "Cursor":
+                 timeout: Optional[float] = None) -> "_BaseCursor":
         lease = self.lease
         return self._sp.call(lambda: lease.callproc(procname, args, timeout=timeout))
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from pymysql import connections as _conns
 from pymysql import converters as _converters
+from pymysql import cursors as _cursors
 from pymysql import err
 from pymysql.constants import CR, FIELD_TYPE, SERVER_STATUS
 from pymysql.protocol import FieldDescriptorPacket, MysqlPacket
@@ -73,7 +74,7 @@ class GreenConnection(_conns.Connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["defer_connect"] = True
         super().__init__(*args, **kwargs)
-        self._meta_cache: dict[tuple[bytes, ...], tuple[list[Any], tuple[Any, ...]]] = {}
+        self._meta_cache: dict[bytes, _Shape] = {}
         self._plan_cache: dict[tuple[Any, ...], Any] = {}
 
     def connect(self, sock: GreenSocket | None = None) -> None:
@@ -363,6 +364,22 @@ def _converters_for(fields: list[Any], conn: GreenConnection) -> list[tuple[str 
             converter = None
         convs.append((encoding, converter))
     return convs
+
+
+class GreenSSCursor(_cursors.SSCursor):
+    """PyMySQL's unbuffered cursor without its ``__del__ = close``, which
+    would read the rest of the result from the garbage collector (network I/O
+    outside the worker).  tornpool's SSCursor drains or closes explicitly."""
+
+    def __del__(self) -> None:
+        pass
+
+
+class GreenSSDictCursor(_cursors.SSDictCursor):
+    """Unbuffered dict cursor without the I/O-doing finalizer (see GreenSSCursor)."""
+
+    def __del__(self) -> None:
+        pass
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar, overload
 
@@ -55,6 +56,16 @@ _CURSOR_CLASSES: dict[Any, type[_BaseCursor]] = {
     pymysql.cursors.SSCursor: SSCursor,
     pymysql.cursors.SSDictCursor: SSDictCursor,
 }
+
+
+def _stream_closed() -> None:
+    """IOStream close callback; its presence alone makes the stream notice EOF."""
+
+
+def _terminate_ref(ref: weakref.ref[Connection]) -> None:
+    conn = ref()
+    if conn is not None:
+        conn.terminate()
 
 
 async def connect(dsn: str | None = None, **kwargs: Any) -> Connection:
@@ -108,7 +119,9 @@ class Connection:
             raise DSNError(f"bad connection argument: {exc}") from None
         except ValueError as exc:
             raise DSNError(str(exc)) from None
-        self._worker: GreenWorker[Any] = GreenWorker(on_cancel=self.terminate)
+        # The worker must not keep its connection alive (see _drop_worker).
+        this = weakref.ref(self)
+        self._worker: GreenWorker[Any] = GreenWorker(on_cancel=lambda: _terminate_ref(this))
         self._gsock: GreenSocket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy = False
@@ -140,7 +153,10 @@ class Connection:
     async def _open_transport_and_handshake(self) -> None:
         raw = self._raw
         stream = await self._open_stream()
-        stream.set_close_callback(self._on_stream_closed)
+        # A close callback makes IOStream watch the idle socket, so a server
+        # that hangs up is noticed (``closed`` turns true) before the next
+        # command.  It must not reference us: the loop keeps it alive.
+        stream.set_close_callback(_stream_closed)
         self._gsock = GreenSocket(stream, self._worker)
         await self._worker.run(raw.connect, self._gsock)
 
@@ -182,11 +198,6 @@ class Connection:
         stream.set_nodelay(True)
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return stream
-
-    def _on_stream_closed(self) -> None:
-        # The server (or the network) closed the link while we were idle, or
-        # we closed it ourselves; either way the next command must not try it.
-        pass
 
     # -- running commands -------------------------------------------------------
 
@@ -238,6 +249,10 @@ class Connection:
             self._busy = False
             if handle is not None:
                 handle.cancel()
+            if self._raw._sock is None:
+                # Closed during the command: end the (now idle) worker greenlet,
+                # whose frames the garbage collector could not reclaim.
+                self._worker.close()
 
     def _on_timeout(self, timeout: float) -> None:
         self._timed_out = timeout
@@ -440,6 +455,16 @@ class Connection:
             self._gsock.close()
         if not self._busy:
             self._worker.close()
+
+    def __del__(self) -> None:
+        # A connection dropped without close(): release the socket and end the
+        # worker greenlet (possible here because the worker holds only a weak
+        # reference to us).
+        try:
+            if self._raw._sock is not None or self._gsock is not None:
+                self.terminate()
+        except Exception:  # noqa: BLE001 - nothing useful to do at collection time
+            pass
 
     async def __aenter__(self) -> Connection:
         return self

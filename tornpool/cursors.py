@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymysql.cursors
 
+from tornpool._pymysql import GreenSSCursor, GreenSSDictCursor
+
 if TYPE_CHECKING:
     from tornpool.connection import Connection
 
@@ -133,7 +135,7 @@ class SSCursor(_BaseCursor):
     the connection can run nothing else until the result is consumed.
     """
 
-    _raw_class = pymysql.cursors.SSCursor
+    _raw_class = GreenSSCursor
     __slots__ = ("_batch",)
 
     def __init__(self, connection: Connection, raw: pymysql.cursors.Cursor) -> None:
@@ -200,5 +202,5 @@ class SSCursor(_BaseCursor):
 class SSDictCursor(SSCursor):
     """Unbuffered (streaming) cursor; rows are dicts keyed by column name."""
 
-    _raw_class = pymysql.cursors.SSDictCursor
+    _raw_class = GreenSSDictCursor
     __slots__ = ()

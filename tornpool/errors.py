@@ -61,6 +61,7 @@ __all__ = [
     "PoolTimeout",
     "PoolClosed",
     "PoolTooManyWaiters",
+    "PoolUnavailable",
     "ForeignConnection",
     "DSNError",
 ]
@@ -132,6 +133,12 @@ class PoolTimeout(PoolError, TimeoutError):
 
 class PoolClosed(PoolError):
     """The pool is closed (or closing) and hands out no connections."""
+
+
+class PoolUnavailable(PoolError, OperationalError):
+    """The pool has no live connection and cannot open one (the server is down
+    or unreachable) and it is configured to fail fast (``fail_fast=True``,
+    Momoko's behaviour).  The last connect error is chained as ``__cause__``."""
 
 
 class PoolTooManyWaiters(PoolError):

@@ -67,27 +67,36 @@ class GreenWorker(Generic[T]):
     :meth:`wait` and the cancellation is re-raised to the caller.
     """
 
-    __slots__ = ("_glet", "_driver", "on_cancel")
+    __slots__ = ("_glet", "_driver", "_reply", "_running", "on_cancel", "__weakref__")
 
     def __init__(self, on_cancel: Callable[[], None] | None = None) -> None:
         self._glet: greenlet.greenlet | None = None
         self._driver: greenlet.greenlet | None = None
+        self._reply: tuple[int, Any] | None = None
+        self._running = False
         self.on_cancel = on_cancel
 
     # -- worker side ---------------------------------------------------------
 
     def _main(self, job: tuple[Callable[..., Any], tuple[Any, ...]] | None) -> None:
+        # The idle worker's frame must hold nothing of the last job: greenlet
+        # cannot collect cycles through a suspended greenlet's frames, and a
+        # result parked here would live until the next command.  So the reply
+        # travels through self._reply, not as a switch() argument (which the
+        # suspended frame would keep on its stack).
         while job is not None:
             fn, args = job
+            del job
             try:
-                reply: tuple[int, Any] = (_DONE, fn(*args))
+                self._reply = (_DONE, fn(*args))
             except greenlet.GreenletExit:
                 raise
             except BaseException as exc:  # handed to the driver, which re-raises
-                reply = (_FAIL, exc)
-            del fn, args, job
+                self._reply = (_FAIL, exc)
+                del exc
+            del fn, args
             assert self._driver is not None
-            job = self._driver.switch(reply)
+            job = self._driver.switch()
 
     def wait(self, awaitable: Awaitable[Any]) -> Any:
         """From inside the worker: wait for ``awaitable`` and return its result
@@ -112,7 +121,8 @@ class GreenWorker(Generic[T]):
         if glet is None or glet.dead:
             glet = self._glet = greenlet.greenlet(self._main)
         self._driver = greenlet.getcurrent()
-        kind, value = glet.switch((fn, args))
+        self._running = True
+        kind, value = glet.switch((fn, args)) or self._take_reply()
         cancelled: BaseException | None = None
         while kind == _WAIT:
             try:
@@ -125,10 +135,11 @@ class GreenWorker(Generic[T]):
                     if self.on_cancel is not None:
                         self.on_cancel()
                 self._driver = greenlet.getcurrent()
-                kind, value = glet.switch((False, exc))
+                kind, value = glet.switch((False, exc)) or self._take_reply()
             else:
                 self._driver = greenlet.getcurrent()
-                kind, value = glet.switch((True, result))
+                kind, value = glet.switch((True, result)) or self._take_reply()
+        self._running = False  # the worker is idle again: close() may end it
         if cancelled is not None:
             raise cancelled
         if kind == _FAIL:
@@ -138,9 +149,17 @@ class GreenWorker(Generic[T]):
                 del value
         return value  # type: ignore[no-any-return]
 
+    def _take_reply(self) -> tuple[int, Any]:
+        reply = self._reply
+        self._reply = None
+        assert reply is not None
+        return reply
+
     def close(self) -> None:
-        """End the worker greenlet if it is idle; a worker suspended mid-wait
-        is left to be collected (greenlet then raises GreenletExit in it)."""
+        """End the worker greenlet if it is idle (a no-op while it runs a
+        function: the owner calls this again once that function returns)."""
+        if self._running:
+            return
         glet = self._glet
         self._glet = None
         if glet is not None and not glet.dead and glet:

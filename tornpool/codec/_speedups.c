@@ -22,6 +22,7 @@
 #include <datetime.h>
 #include <string.h>
 #include <float.h>
+#include <stdint.h>
 
 /* The one-operation float path needs IEEE double arithmetic without excess
  * precision (true for SSE2, aarch64, ...); elsewhere only strtod is used. */
@@ -30,6 +31,21 @@
 #else
 #define TP_EXACT_FLOAT_OPS 0
 #endif
+
+/* Eisel-Lemire needs a 64x64->128-bit multiply and IEEE binary64 doubles
+ * (also checked at import, see float_layout_ok); elsewhere the slower
+ * correctly rounded paths are used. */
+#if defined(__SIZEOF_INT128__) && (defined(__GNUC__) || defined(__clang__)) \
+    && FLT_RADIX == 2 && DBL_MANT_DIG == 53 && DBL_MAX_EXP == 1024
+#define TP_EISEL_LEMIRE 1
+#else
+#define TP_EISEL_LEMIRE 0
+#endif
+
+/* Powers of ten in the Eisel-Lemire table: 10**P10_MIN .. 10**P10_MAX. */
+#define P10_MIN (-348)
+#define P10_MAX 347
+#define P10_COUNT (P10_MAX - P10_MIN + 1)
 
 /* ------------------------------------------------------------------ kinds */
 
@@ -75,6 +91,11 @@ typedef struct {
     PyObject *convert_timedelta;
     PyObject *convert_time;
     PyObject *str_decode; /* "decode" */
+    int el_ok;            /* pow10 filled and doubles are IEEE binary64 */
+    /* floor(10**e * 2**(127 - floor(log2(10**e)))), i.e. the first 128
+     * significant bits of 10**e rounded down, as (hi, lo) words, for
+     * e = P10_MIN .. P10_MAX.  Filled once by module_exec. */
+    uint64_t pow10[P10_COUNT][2];
 } modstate;
 
 static inline modstate *
@@ -311,59 +332,209 @@ parse_int(const unsigned char *s, Py_ssize_t n, long long *out)
 /* -?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?  ->  float(text)
  *
  * float() on such a string ends in PyOS_string_to_double on the same
- * characters (there is no whitespace or underscore to strip), so calling it
- * here gives a bit-for-bit equal result.  Before that, the common short case
- * is done exactly in one IEEE operation: a mantissa below 10**15 (< 2**53)
- * and a power of ten of magnitude <= 22 are both exact doubles, so one
- * multiplication or division rounds correctly (SSE2 double arithmetic). */
+ * characters (there is no whitespace or underscore to strip), so that call
+ * gives a bit-for-bit equal result, and is the fallback here.  Before it,
+ * two exact shortcuts for the decimal value mant * 10**exp10 with at most
+ * 19 significant digits (mant fits in 64 bits exactly):
+ *
+ * 1. Clinger's fast path: mant < 10**15 (< 2**53) and |exp10| <= 22, both
+ *    exact doubles, so one IEEE multiplication or division rounds
+ *    correctly (needs double arithmetic without excess precision).
+ * 2. The Eisel-Lemire algorithm (as in Go's strconv, Rust's core::num and
+ *    fast_float; https://nigeltao.github.io/blog/2020/eisel-lemire.html):
+ *    multiply the normalised mantissa by a 128-bit truncation of 10**exp10
+ *    and keep the top 54 bits.  When the truncation error could change the
+ *    rounding (a run of one bits, an exact halfway case) or the result is
+ *    subnormal/out of range it gives up, and strtod decides.
+ *
+ * Both produce the correctly rounded double, which is what CPython's
+ * strtod produces, so the result never depends on which path was taken. */
 static const double exact_pow10[] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
 };
 
+#if TP_EISEL_LEMIRE
+/* floor(x / 2**16) for the exponent estimate, without relying on how >>
+ * treats negative numbers. */
+static inline int64_t
+floor_div65536(int64_t x)
+{
+    return x >= 0 ? x / 65536 : -((-x + 65535) / 65536);
+}
+
+/* mant * 10**exp10 (mant != 0, P10_MIN <= exp10 <= P10_MAX) correctly
+ * rounded to a double in *out; returns 0 if undecided here. */
 static int
-parse_float(const unsigned char *s, Py_ssize_t n, double *out)
+eisel_lemire(const modstate *st, uint64_t mant, int exp10, int neg, double *out)
+{
+    const uint64_t p_hi = st->pow10[exp10 - P10_MIN][0];
+    const uint64_t p_lo = st->pow10[exp10 - P10_MIN][1];
+    int clz = __builtin_clzll(mant);
+    mant <<= clz;
+    /* biased binary exponent of the result, before the final adjustments;
+     * 217706 / 2**16 ~ log2(10).  Unsigned: wraps below zero on purpose. */
+    uint64_t e2 = (uint64_t)(floor_div65536((int64_t)217706 * exp10) + 64 + 1023)
+                  - (uint64_t)clz;
+    unsigned __int128 x = (unsigned __int128)mant * p_hi;
+    uint64_t x_hi = (uint64_t)(x >> 64), x_lo = (uint64_t)x;
+    /* The product of mant with the true 10**exp10 lies in
+     * [x, x + mant) units of the low word; if adding mant could carry into
+     * the 9 bits below the 54 we keep, look at the next 64 table bits. */
+    if ((x_hi & 0x1FF) == 0x1FF && x_lo + mant < mant) {
+        unsigned __int128 y = (unsigned __int128)mant * p_lo;
+        uint64_t y_hi = (uint64_t)(y >> 64), y_lo = (uint64_t)y;
+        uint64_t m_hi = x_hi, m_lo = x_lo + y_hi;
+        if (m_lo < x_lo)
+            m_hi++;
+        if ((m_hi & 0x1FF) == 0x1FF && m_lo + 1 == 0 && y_lo + mant < mant)
+            return 0;
+        x_hi = m_hi;
+        x_lo = m_lo;
+    }
+    /* keep 54 bits: 53 plus one for rounding */
+    uint64_t msb = x_hi >> 63;
+    uint64_t m = x_hi >> (msb + 9);
+    e2 -= 1 ^ msb;
+    /* exactly halfway between two doubles: ties-to-even needs the exact
+     * value, which the truncated product may not be */
+    if (x_lo == 0 && (x_hi & 0x1FF) == 0 && (m & 3) == 1)
+        return 0;
+    m += m & 1;
+    m >>= 1;
+    if (m >> 53) {
+        m >>= 1;
+        e2 += 1;
+    }
+    if (e2 - 1 >= 0x7FF - 1)
+        return 0; /* subnormal, zero, infinite: leave it to strtod */
+    uint64_t bits = (e2 << 52) | (m & 0x000FFFFFFFFFFFFFULL);
+    if (neg)
+        bits |= 0x8000000000000000ULL;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
+/* Fills st->pow10 with exact big-number arithmetic: 10**e by repeated
+ * multiplication for e >= 0, floor(2**1344 / 10**-e) by repeated division
+ * (floor of floors is the floor) for e < 0, keeping the top 128 bits. */
+#define P10_LIMBS 43 /* 32-bit limbs: 2**1344 needs 43, 10**347 needs 37 */
+
+static void
+top128(const uint32_t *x, int nlimbs, uint64_t *hi, uint64_t *lo)
+{
+    int top = nlimbs * 32 - 1;
+    while (top > 0 && !((x[top / 32] >> (top % 32)) & 1))
+        top--;
+    uint64_t h = 0, l = 0;
+    for (int k = 0; k < 128; k++) {
+        int b = top - k;
+        uint64_t bit = b >= 0 ? (x[b / 32] >> (b % 32)) & 1 : 0;
+        if (k < 64)
+            h = (h << 1) | bit;
+        else
+            l = (l << 1) | bit;
+    }
+    *hi = h;
+    *lo = l;
+}
+
+static int
+float_layout_ok(void)
+{
+    double d = 1.5;
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    return sizeof(double) == 8 && bits == 0x3FF8000000000000ULL;
+}
+
+static void
+fill_pow10(modstate *st)
+{
+    uint32_t x[P10_LIMBS];
+    st->el_ok = 0;
+    if (!float_layout_ok())
+        return;
+    memset(x, 0, sizeof x);
+    x[0] = 1;
+    for (int e = 0; e <= P10_MAX; e++) {
+        top128(x, P10_LIMBS, &st->pow10[e - P10_MIN][0], &st->pow10[e - P10_MIN][1]);
+        uint64_t carry = 0;
+        for (int i = 0; i < P10_LIMBS; i++) {
+            uint64_t t = (uint64_t)x[i] * 10 + carry;
+            x[i] = (uint32_t)t;
+            carry = t >> 32;
+        }
+    }
+    memset(x, 0, sizeof x);
+    x[P10_LIMBS - 1] = 1; /* 2**1344 */
+    for (int e = -1; e >= P10_MIN; e--) {
+        uint64_t rem = 0;
+        for (int i = P10_LIMBS - 1; i >= 0; i--) {
+            uint64_t t = (rem << 32) | x[i];
+            x[i] = (uint32_t)(t / 10);
+            rem = t % 10;
+        }
+        top128(x, P10_LIMBS, &st->pow10[e - P10_MIN][0], &st->pow10[e - P10_MIN][1]);
+    }
+    st->el_ok = 1;
+}
+#else
+static void
+fill_pow10(modstate *st)
+{
+    st->el_ok = 0;
+}
+#endif
+
+static int
+parse_float(const modstate *st, const unsigned char *s, Py_ssize_t n, double *out)
 {
     char tmp[64];
     Py_ssize_t i = 0;
     int neg = 0;
-    unsigned long long mant = 0;
+    uint64_t mant = 0;
     int sig = 0;          /* significant digits accumulated in mant */
+    int lost = 0;         /* more than 19 significant digits */
     long exp10 = 0;       /* decimal exponent applied to mant */
-    int exact = 1;        /* still eligible for the one-operation path */
     if (n < 1 || n >= (Py_ssize_t)sizeof(tmp))
         return 0;
     if (s[i] == '-') {
         neg = 1;
         i++;
     }
-    Py_ssize_t st = i;
+    Py_ssize_t st0 = i;
     for (; i < n && is_digit(s[i]); i++) {
-        if (mant != 0 || s[i] != '0') {
-            if (++sig > 15)
-                exact = 0;
-            else
-                mant = mant * 10 + (s[i] - '0');
+        if (sig == 0 && s[i] == '0')
+            continue;
+        if (sig < 19) {
+            mant = mant * 10 + (s[i] - '0');
+            sig++;
         }
-        if (sig > 15)
-            exp10++;
+        else {
+            lost = 1;
+        }
     }
-    if (i == st)
+    if (i == st0)
         return 0;
     if (i < n && s[i] == '.') {
         i++;
-        st = i;
+        st0 = i;
         for (; i < n && is_digit(s[i]); i++) {
-            if (mant != 0 || s[i] != '0') {
-                if (++sig > 15) {
-                    exact = 0;
-                    continue;
-                }
-                mant = mant * 10 + (s[i] - '0');
+            if (sig == 0 && s[i] == '0') {
+                exp10--;
+                continue;
             }
-            exp10--;
+            if (sig < 19) {
+                mant = mant * 10 + (s[i] - '0');
+                sig++;
+                exp10--;
+            }
+            else {
+                lost = 1;
+            }
         }
-        if (i == st)
+        if (i == st0)
             return 0;
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
@@ -372,23 +543,34 @@ parse_float(const unsigned char *s, Py_ssize_t n, double *out)
         i++;
         if (i < n && (s[i] == '-' || s[i] == '+'))
             eneg = s[i++] == '-';
-        st = i;
+        st0 = i;
         for (; i < n && is_digit(s[i]); i++) {
             if (e < 100000)
                 e = e * 10 + (s[i] - '0');
         }
-        if (i == st)
+        if (i == st0)
             return 0;
         exp10 += eneg ? -e : e;
     }
     if (i != n)
         return 0;
-    if (TP_EXACT_FLOAT_OPS && exact && (mant == 0 || (exp10 >= -22 && exp10 <= 22))) {
-        double d = (double)mant;
-        if (mant != 0)
-            d = exp10 < 0 ? d / exact_pow10[-exp10] : d * exact_pow10[exp10];
-        *out = neg ? -d : d;
+    if (mant == 0) {
+        /* every digit is 0: +-0.0 whatever the exponent */
+        *out = neg ? -0.0 : 0.0;
         return 1;
+    }
+    if (!lost) {
+        if (TP_EXACT_FLOAT_OPS && sig <= 15 && exp10 >= -22 && exp10 <= 22) {
+            double d = (double)mant;
+            d = exp10 < 0 ? d / exact_pow10[-exp10] : d * exact_pow10[exp10];
+            *out = neg ? -d : d;
+            return 1;
+        }
+#if TP_EISEL_LEMIRE
+        if (st->el_ok && exp10 >= P10_MIN && exp10 <= P10_MAX
+            && eisel_lemire(st, mant, (int)exp10, neg, out))
+            return 1;
+#endif
     }
     memcpy(tmp, s, (size_t)n);
     tmp[n] = '\0';
@@ -549,16 +731,162 @@ fast_time(const unsigned char *s, Py_ssize_t n)
     return PyTime_FromTime(h, m, sec, us);
 }
 
-static int
-all_ascii(const unsigned char *s, Py_ssize_t n)
+/* ------------------------------------------------------------ decoding */
+
+/* Text decoding.  The result of a successful decode is fully determined by
+ * the bytes (a str is canonical: its storage kind follows from its largest
+ * code point), so building the str directly gives exactly what CPython's
+ * decoder builds; anything that is not valid input goes to CPython's decoder
+ * for the very exception PyMySQL gets. */
+
+/* Length of the ASCII prefix of s[0..n). */
+static inline Py_ssize_t
+ascii_prefix(const unsigned char *s, Py_ssize_t n)
 {
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (s[i] & 0x80)
-            return 0;
-    return 1;
+    Py_ssize_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        if (w & 0x8080808080808080ULL)
+            break;
+    }
+    while (i < n && s[i] < 0x80)
+        i++;
+    return i;
 }
 
-/* ------------------------------------------------------------ decoding */
+/* str of the n ASCII bytes at s. */
+static PyObject *
+new_ascii(const char *s, Py_ssize_t n)
+{
+    if (n == 1)
+        return PyUnicode_FromOrdinal((unsigned char)s[0]); /* cached */
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u != NULL && n > 0)
+        memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)n);
+    return u;
+}
+
+static PyObject *
+decode_ascii(const char *s, Py_ssize_t n)
+{
+    if (ascii_prefix((const unsigned char *)s, n) == n)
+        return new_ascii(s, n);
+    return PyUnicode_DecodeASCII(s, n, NULL); /* raises */
+}
+
+static inline int
+is_cont(unsigned char c)
+{
+    return (c & 0xC0) == 0x80;
+}
+
+/* Writes the code points of the (already validated) UTF-8 in s[i..n) to
+ * out[k..], one function per storage width. */
+#define UTF8_FILL(NAME, T)                                                          \
+    static void NAME(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, T *out,   \
+                     Py_ssize_t k)                                                  \
+    {                                                                               \
+        while (i < n) {                                                             \
+            unsigned int c = s[i];                                                  \
+            if (c < 0x80) {                                                         \
+                out[k++] = (T)c;                                                    \
+                i++;                                                                \
+            }                                                                       \
+            else if (c < 0xE0) {                                                    \
+                out[k++] = (T)(((c & 0x1F) << 6) | (s[i + 1] & 0x3F));              \
+                i += 2;                                                             \
+            }                                                                       \
+            else if (c < 0xF0) {                                                    \
+                out[k++] = (T)(((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6)        \
+                               | (s[i + 2] & 0x3F));                                \
+                i += 3;                                                             \
+            }                                                                       \
+            else {                                                                  \
+                out[k++] = (T)(((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12)       \
+                               | ((s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F));     \
+                i += 4;                                                             \
+            }                                                                       \
+        }                                                                           \
+    }
+UTF8_FILL(utf8_fill_ucs1, Py_UCS1)
+UTF8_FILL(utf8_fill_ucs2, Py_UCS2)
+UTF8_FILL(utf8_fill_ucs4, Py_UCS4)
+#undef UTF8_FILL
+
+/* bytes.decode("utf-8"): validates the well-formed sequences of Unicode
+ * table 3-7 (what CPython's strict decoder accepts: no overlongs, no
+ * surrogates, nothing above U+10FFFF, nothing truncated) while counting
+ * code points and finding the largest, then fills a str of that kind. */
+static PyObject *
+decode_utf8(const char *str, Py_ssize_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    Py_ssize_t head = ascii_prefix(s, n);
+    if (head == n)
+        return new_ascii(str, n);
+    Py_ssize_t i = head, chars = head;
+    Py_UCS4 maxc = 0;
+    while (i < n) {
+        unsigned int c = s[i];
+        Py_UCS4 cp;
+        if (c < 0x80) {
+            i++;
+            chars++;
+            continue;
+        }
+        if (c < 0xC2) {
+            goto invalid; /* continuation byte, or overlong 2-byte lead */
+        }
+        else if (c < 0xE0) {
+            if (n - i < 2 || !is_cont(s[i + 1]))
+                goto invalid;
+            cp = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            i += 2;
+        }
+        else if (c < 0xF0) {
+            if (n - i < 3 || !is_cont(s[i + 1]) || !is_cont(s[i + 2])
+                || (c == 0xE0 && s[i + 1] < 0xA0)     /* overlong */
+                || (c == 0xED && s[i + 1] >= 0xA0))   /* surrogate */
+                goto invalid;
+            cp = ((c & 0x0F) << 12) | ((Py_UCS4)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+            i += 3;
+        }
+        else if (c < 0xF5) {
+            if (n - i < 4 || !is_cont(s[i + 1]) || !is_cont(s[i + 2]) || !is_cont(s[i + 3])
+                || (c == 0xF0 && s[i + 1] < 0x90)     /* overlong */
+                || (c == 0xF4 && s[i + 1] >= 0x90))   /* above U+10FFFF */
+                goto invalid;
+            cp = ((Py_UCS4)(c & 0x07) << 18) | ((Py_UCS4)(s[i + 1] & 0x3F) << 12)
+                 | ((Py_UCS4)(s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+            i += 4;
+        }
+        else {
+            goto invalid;
+        }
+        if (cp > maxc)
+            maxc = cp;
+        chars++;
+    }
+    PyObject *u = PyUnicode_New(chars, maxc);
+    if (u == NULL)
+        return NULL;
+    switch (PyUnicode_KIND(u)) {
+    case PyUnicode_1BYTE_KIND:
+        memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)head);
+        utf8_fill_ucs1(s, head, n, PyUnicode_1BYTE_DATA(u), head);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        utf8_fill_ucs2(s, 0, n, PyUnicode_2BYTE_DATA(u), 0);
+        break;
+    default:
+        utf8_fill_ucs4(s, 0, n, PyUnicode_4BYTE_DATA(u), 0);
+        break;
+    }
+    return u;
+invalid:
+    return PyUnicode_DecodeUTF8(str, n, NULL); /* raises UnicodeDecodeError */
+}
 
 /* bytes -> optional .decode(encoding), exactly as PyMySQL does it. */
 static PyObject *
@@ -568,14 +896,14 @@ decode_text(modstate *st, const column *c, const char *s, Py_ssize_t n)
     case ENC_BYTES:
         return PyBytes_FromStringAndSize(s, n);
     case ENC_ASCII:
-        return PyUnicode_DecodeASCII(s, n, NULL);
+        return decode_ascii(s, n);
     case ENC_UTF8:
-        return PyUnicode_DecodeUTF8(s, n, NULL);
+        return decode_utf8(s, n);
     case ENC_LATIN1:
         return PyUnicode_DecodeLatin1(s, n, NULL);
     case ENC_CP1252:
-        if (all_ascii((const unsigned char *)s, n))
-            return PyUnicode_DecodeASCII(s, n, NULL);
+        if (ascii_prefix((const unsigned char *)s, n) == n)
+            return new_ascii(s, n);
         return PyUnicode_Decode(s, n, "cp1252", NULL);
     default: {
         /* Unknown spelling or not even a str: call bytes.decode itself so
@@ -609,7 +937,7 @@ convert_value(modstate *st, const column *c, const char *s, Py_ssize_t n)
         }
         case CONV_FLOAT: {
             double d;
-            if (parse_float(u, n, &d))
+            if (parse_float(st, u, n, &d))
                 return PyFloat_FromDouble(d);
             break;
         }
@@ -640,6 +968,18 @@ convert_value(modstate *st, const column *c, const char *s, Py_ssize_t n)
     PyObject *r = PyObject_CallOneArg(c->converter, text);
     Py_DECREF(text);
     return r;
+}
+
+/* True if the collector could need to see v: the test CPython's
+ * _PyTuple_MaybeUntrack applies to each item. */
+static inline int
+may_be_tracked(PyObject *v)
+{
+    if (!PyType_IS_GC(Py_TYPE(v)))
+        return 0;
+    if (PyTuple_CheckExact(v))
+        return PyObject_GC_IsTracked(v);
+    return PyObject_IS_GC(v);
 }
 
 /* Offsets of each column value in one payload; len < 0 marks NULL.
@@ -793,6 +1133,7 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *row = PyTuple_New(ncols);
         if (row == NULL)
             goto fail_loop;
+        int atomic = 1;
         for (Py_ssize_t i = 0; i < ncols; i++) {
             PyObject *v;
             if (lens[i] < 0) {
@@ -805,9 +1146,18 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                     Py_DECREF(row);
                     goto fail_loop;
                 }
+                if (atomic && may_be_tracked(v))
+                    atomic = 0;
             }
             PyTuple_SET_ITEM(row, i, v);
         }
+        /* What the collector would do on its next pass anyway
+         * (_PyTuple_MaybeUntrack): a tuple of objects that can never be
+         * part of a cycle (str, int, float, Decimal, datetime, None, ...)
+         * needs no tracking.  Saves the young-generation collections most
+         * of their work; values and types are untouched. */
+        if (atomic)
+            PyObject_GC_UnTrack(row);
         if (PyList_Append(rows, row) < 0) {
             Py_DECREF(row);
             goto fail_loop;
@@ -868,6 +1218,7 @@ module_exec(PyObject *module)
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL)
         return -1;
+    fill_pow10(st);
     st->plan_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &plan_spec, NULL);
     if (st->plan_type == NULL)
         return -1;
