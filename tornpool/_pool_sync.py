@@ -35,6 +35,14 @@ __all__ = ["SyncPool", "SyncConnection"]
 T = TypeVar("T")
 
 
+
+def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
+    """True if ``loop`` is the loop running in the calling thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
 class SyncPool:
     """Blocking wrapper around a :class:`~tornpool.pool.Pool`; obtain it
     with :meth:`Pool.sync`.  Thread-safe."""
@@ -75,11 +83,7 @@ class SyncPool:
         :raises WrongEventLoop: called from the pool's own loop thread.
         """
         loop = self._target_loop()
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _runs_here(loop):
             raise WrongEventLoop("blocking pool call from the pool's own event loop thread "
                                  "would deadlock; await the async API instead")
 
@@ -124,11 +128,7 @@ class SyncPool:
 
     def _release(self, lease: "PoolConnection") -> None:
         loop = self._target_loop()
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _runs_here(loop):
             lease.release()
         else:
             loop.call_soon_threadsafe(lease.release)
