@@ -22,6 +22,7 @@
 #include <datetime.h>
 #include <string.h>
 #include <float.h>
+#include <limits.h>
 #include <stdint.h>
 
 /* The one-operation float path needs IEEE double arithmetic without excess
@@ -46,6 +47,14 @@
 #define P10_MIN (-348)
 #define P10_MAX 347
 #define P10_COUNT (P10_MAX - P10_MIN + 1)
+
+/* Small parsers used from more than one place, forced inline in the hot
+ * loop. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TP_INLINE static inline __attribute__((always_inline))
+#else
+#define TP_INLINE static inline
+#endif
 
 /* ------------------------------------------------------------------ kinds */
 
@@ -91,6 +100,7 @@ typedef struct {
     PyObject *convert_timedelta;
     PyObject *convert_time;
     PyObject *str_decode; /* "decode" */
+    newfunc decimal_new;  /* Decimal's tp_new when calling it is all Decimal(x) does */
     int el_ok;            /* pow10 filled and doubles are IEEE binary64 */
     /* floor(10**e * 2**(127 - floor(log2(10**e)))), i.e. the first 128
      * significant bits of 10**e rounded down, as (hi, lo) words, for
@@ -106,9 +116,19 @@ get_state(PyObject *module)
 
 /* ------------------------------------------------------------------- Plan */
 
+/* What decode_rows does with a column, from its two kinds. */
+enum op_kind {
+    OP_TEXT = 0,  /* CONV_NONE: decode_text */
+    OP_UTF8,      /* CONV_NONE, ENC_UTF8: decode_utf8 */
+    OP_INT, OP_FLOAT, OP_DATETIME, OP_DATE, OP_TIMEDELTA, OP_TIME,
+                  /* fast path, else the converter (not with ENC_OTHER) */
+    OP_CALL       /* decode_text, then the converter */
+};
+
 typedef struct {
     unsigned char enc;
     unsigned char conv;
+    unsigned char op;
     PyObject *encoding;  /* strong ref, may be Py_None */
     PyObject *converter; /* strong ref, may be Py_None */
 } column;
@@ -231,6 +251,26 @@ classify_converter(modstate *st, PyObject *conv)
     return CONV_CALL;
 }
 
+static int
+column_op(int enc, int conv)
+{
+    if (conv == CONV_NONE)
+        return enc == ENC_UTF8 ? OP_UTF8 : OP_TEXT;
+    /* Fast paths only read ASCII digits/punctuation, which every encoding
+     * kind except ENC_OTHER decodes to the same characters without error. */
+    if (enc == ENC_OTHER)
+        return OP_CALL;
+    switch (conv) {
+    case CONV_INT: return OP_INT;
+    case CONV_FLOAT: return OP_FLOAT;
+    case CONV_DATETIME: return OP_DATETIME;
+    case CONV_DATE: return OP_DATE;
+    case CONV_TIMEDELTA: return OP_TIMEDELTA;
+    case CONV_TIME: return OP_TIME;
+    default: return OP_CALL;
+    }
+}
+
 static PyObject *
 make_plan(PyObject *module, PyObject *converters)
 {
@@ -272,6 +312,7 @@ make_plan(PyObject *module, PyObject *converters)
         column *c = &plan->cols[i];
         c->enc = (unsigned char)classify_encoding(enc);
         c->conv = (unsigned char)classify_converter(st, conv);
+        c->op = (unsigned char)column_op(c->enc, c->conv);
         Py_INCREF(enc);
         c->encoding = enc;
         Py_INCREF(conv);
@@ -306,27 +347,112 @@ two_digits(const unsigned char *s)
     return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
-/* -?[0-9]{1,18}  ->  int(text) */
-static int
-parse_int(const unsigned char *s, Py_ssize_t n, long long *out)
+/* Runs of ASCII digits, eight at a time where eight bytes of the value
+ * are left (never past the value: it may end the buffer).  The word
+ * tricks assume the first byte in memory is the least significant one. */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) \
+    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define TP_SWAR_DIGITS 1
+#else
+#define TP_SWAR_DIGITS 0
+#endif
+
+#if TP_SWAR_DIGITS
+static inline uint64_t
+load8(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+/* All eight bytes in '0'..'9': each byte's high nibble is 3, and adding 6
+ * does not carry out of its low nibble. */
+static inline int
+all8_digits(uint64_t w)
+{
+    return ((w & 0xF0F0F0F0F0F0F0F0ULL)
+            | (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4))
+           == 0x3333333333333333ULL;
+}
+
+/* The value of eight digit bytes (checked by all8_digits): combine
+ * neighbouring digits, then pairs, then quads. */
+static inline uint64_t
+value8(uint64_t w)
+{
+    w -= 0x3030303030303030ULL;
+    w = (w * 10 + (w >> 8)) & 0x00FF00FF00FF00FFULL;
+    w = (w * 100 + (w >> 16)) & 0x0000FFFF0000FFFFULL;
+    return (w * 10000 + (w >> 32)) & 0xFFFFFFFFULL;
+}
+#endif
+
+/* Reads the run of digits at s[*i..n): advances *i past it, adds its
+ * length to *nd and appends its digits to *v as long as *nd stays <= 19
+ * (so *v never overflows; *nd > 19 afterwards means *v is incomplete).
+ * Callers pass values shorter than 64 bytes. */
+TP_INLINE void
+read_run(const unsigned char *s, Py_ssize_t n, Py_ssize_t *pi, uint64_t *pv, int *pnd)
+{
+    Py_ssize_t i = *pi;
+    uint64_t v = *pv;
+    int nd = *pnd;
+#if TP_SWAR_DIGITS
+    while (n - i >= 8 && nd <= 11) {
+        uint64_t w = load8(s + i);
+        if (!all8_digits(w))
+            break;
+        v = v * 100000000 + value8(w);
+        nd += 8;
+        i += 8;
+    }
+#endif
+    for (; i < n; i++) {
+        unsigned int d = (unsigned int)s[i] - '0';
+        if (d > 9)
+            break;
+        if (nd < 19)
+            v = v * 10 + d;
+        nd++;
+    }
+    *pi = i;
+    *pv = v;
+    *pnd = nd;
+}
+
+/* -?[0-9]{1,20} with a value that fits a C long long or, if positive,
+ * unsigned long long  ->  int(text) (leading zeros and "-0" included). */
+static PyObject *
+fast_int(const unsigned char *s, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
-    int neg = 0;
+    int neg = 0, nd = 0;
+    uint64_t v = 0;
     if (n > 0 && s[0] == '-') {
         neg = 1;
         i = 1;
     }
-    Py_ssize_t ndig = n - i;
-    if (ndig < 1 || ndig > 18)
-        return 0;
-    long long v = 0;
-    for (; i < n; i++) {
-        if (!is_digit(s[i]))
-            return 0;
-        v = v * 10 + (s[i] - '0');
+    if (n - i < 1 || n - i > 20)
+        return NULL;
+    read_run(s, n, &i, &v, &nd);
+    if (i != n)
+        return NULL;
+    if (nd == 20) {
+        /* v holds the first 19 digits (< 10**19) */
+        unsigned int d = s[n - 1] - '0';
+        if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+            return NULL;
+        v = v * 10 + d;
     }
-    *out = neg ? -v : v;
-    return 1;
+    if (neg) {
+        if (v > (uint64_t)LLONG_MAX + 1)
+            return NULL;
+        return PyLong_FromLongLong(v == 0 ? 0 : -(long long)(v - 1) - 1);
+    }
+    if (v <= (uint64_t)LLONG_MAX)
+        return PyLong_FromLongLong((long long)v);
+    return PyLong_FromUnsignedLongLong(v);
 }
 
 /* -?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?  ->  float(text)
@@ -334,12 +460,13 @@ parse_int(const unsigned char *s, Py_ssize_t n, long long *out)
  * float() on such a string ends in PyOS_string_to_double on the same
  * characters (there is no whitespace or underscore to strip), so that call
  * gives a bit-for-bit equal result, and is the fallback here.  Before it,
- * two exact shortcuts for the decimal value mant * 10**exp10 with at most
- * 19 significant digits (mant fits in 64 bits exactly):
+ * two exact shortcuts for the decimal value mant * 10**exp10 when the
+ * digits, leading zeros included, number at most 19 (mant fits in 64 bits
+ * exactly):
  *
- * 1. Clinger's fast path: mant < 10**15 (< 2**53) and |exp10| <= 22, both
- *    exact doubles, so one IEEE multiplication or division rounds
- *    correctly (needs double arithmetic without excess precision).
+ * 1. Clinger's fast path: mant <= 2**53 and |exp10| <= 22 are both exact
+ *    doubles, so one IEEE multiplication or division rounds correctly
+ *    (needs double arithmetic without excess precision).
  * 2. The Eisel-Lemire algorithm (as in Go's strconv, Rust's core::num and
  *    fast_float; https://nigeltao.github.io/blog/2020/eisel-lemire.html):
  *    multiply the normalised mantissa by a 128-bit truncation of 10**exp10
@@ -355,12 +482,12 @@ static const double exact_pow10[] = {
 };
 
 #if TP_EISEL_LEMIRE
-/* floor(x / 2**16) for the exponent estimate, without relying on how >>
- * treats negative numbers. */
+/* floor(x / 2**16): GCC and clang (the only compilers this path is built
+ * with) define >> on a negative signed value as an arithmetic shift. */
 static inline int64_t
 floor_div65536(int64_t x)
 {
-    return x >= 0 ? x / 65536 : -((-x + 65535) / 65536);
+    return x >> 16;
 }
 
 /* mant * 10**exp10 (mant != 0, P10_MIN <= exp10 <= P10_MAX) correctly
@@ -493,9 +620,8 @@ parse_float(const modstate *st, const unsigned char *s, Py_ssize_t n, double *ou
     char tmp[64];
     Py_ssize_t i = 0;
     int neg = 0;
-    uint64_t mant = 0;
-    int sig = 0;          /* significant digits accumulated in mant */
-    int lost = 0;         /* more than 19 significant digits */
+    uint64_t mant = 0;    /* the digits, leading zeros included ... */
+    int nd = 0;           /* ... while there are at most 19 of them */
     long exp10 = 0;       /* decimal exponent applied to mant */
     if (n < 1 || n >= (Py_ssize_t)sizeof(tmp))
         return 0;
@@ -504,38 +630,15 @@ parse_float(const modstate *st, const unsigned char *s, Py_ssize_t n, double *ou
         i++;
     }
     Py_ssize_t st0 = i;
-    for (; i < n && is_digit(s[i]); i++) {
-        if (sig == 0 && s[i] == '0')
-            continue;
-        if (sig < 19) {
-            mant = mant * 10 + (s[i] - '0');
-            sig++;
-        }
-        else {
-            lost = 1;
-        }
-    }
+    read_run(s, n, &i, &mant, &nd);
     if (i == st0)
         return 0;
     if (i < n && s[i] == '.') {
-        i++;
-        st0 = i;
-        for (; i < n && is_digit(s[i]); i++) {
-            if (sig == 0 && s[i] == '0') {
-                exp10--;
-                continue;
-            }
-            if (sig < 19) {
-                mant = mant * 10 + (s[i] - '0');
-                sig++;
-                exp10--;
-            }
-            else {
-                lost = 1;
-            }
-        }
+        st0 = ++i;
+        read_run(s, n, &i, &mant, &nd);
         if (i == st0)
             return 0;
+        exp10 = -(long)(i - st0);
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         int eneg = 0;
@@ -554,13 +657,14 @@ parse_float(const modstate *st, const unsigned char *s, Py_ssize_t n, double *ou
     }
     if (i != n)
         return 0;
-    if (mant == 0) {
+    int lost = nd > 19; /* rare; strtod below */
+    if (!lost && mant == 0) {
         /* every digit is 0: +-0.0 whatever the exponent */
         *out = neg ? -0.0 : 0.0;
         return 1;
     }
     if (!lost) {
-        if (TP_EXACT_FLOAT_OPS && sig <= 15 && exp10 >= -22 && exp10 <= 22) {
+        if (TP_EXACT_FLOAT_OPS && mant <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
             double d = (double)mant;
             d = exp10 < 0 ? d / exact_pow10[-exp10] : d * exact_pow10[exp10];
             *out = neg ? -d : d;
@@ -587,7 +691,7 @@ parse_float(const modstate *st, const unsigned char *s, Py_ssize_t n, double *ou
 }
 
 /* ".f{1,6}" at s[0..n) (s[0] is '.'), right-padded to microseconds. */
-static int
+TP_INLINE int
 parse_fraction(const unsigned char *s, Py_ssize_t n, int *us)
 {
     static const int scale[] = {0, 100000, 10000, 1000, 100, 10, 1};
@@ -604,7 +708,7 @@ parse_fraction(const unsigned char *s, Py_ssize_t n, int *us)
     return 1;
 }
 
-static int
+TP_INLINE int
 days_in_month(int y, int m)
 {
     static const int dim[] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -613,15 +717,80 @@ days_in_month(int y, int m)
     return dim[m];
 }
 
-/* YYYY-MM-DD with a date.date-valid value. */
-static int
+#if TP_SWAR_DIGITS
+/* Eight bytes as one little-endian word, and the mask of the '0' bytes. */
+#define LE8(a, b, c, d, e, f, g, h)                                                  \
+    ((uint64_t)(unsigned char)(a) | (uint64_t)(unsigned char)(b) << 8                \
+     | (uint64_t)(unsigned char)(c) << 16 | (uint64_t)(unsigned char)(d) << 24       \
+     | (uint64_t)(unsigned char)(e) << 32 | (uint64_t)(unsigned char)(f) << 40       \
+     | (uint64_t)(unsigned char)(g) << 48 | (uint64_t)(unsigned char)(h) << 56)
+#define ZMASK(a, b, c, d, e, f, g, h)                                                \
+    LE8((a) == '0' ? 0xFF : 0, (b) == '0' ? 0xFF : 0, (c) == '0' ? 0xFF : 0,         \
+        (d) == '0' ? 0xFF : 0, (e) == '0' ? 0xFF : 0, (f) == '0' ? 0xFF : 0,         \
+        (g) == '0' ? 0xFF : 0, (h) == '0' ? 0xFF : 0)
+#define LAYOUT_YMD LE8('0', '0', '0', '0', '-', '0', '0', '-')
+#define DIGITS_YMD ZMASK('0', '0', '0', '0', '-', '0', '0', '-')
+#define LAYOUT_HMS LE8('0', '0', ':', '0', '0', ':', '0', '0')
+#define DIGITS_HMS ZMASK('0', '0', ':', '0', '0', ':', '0', '0')
+
+/* The 8 bytes at s against a layout: digits where the layout has '0'
+ * (digit_bytes), exactly the layout's byte elsewhere.  On a match *x
+ * holds the digit values in their byte positions (and 0 elsewhere). */
+TP_INLINE int
+match8(const unsigned char *s, uint64_t layout, uint64_t digit_bytes, uint64_t *x)
+{
+    /* '0'..'9' ^ '0' is 0..9; a matching literal byte gives 0 */
+    uint64_t v = load8(s) ^ layout;
+    if ((((v + 0x7676767676767676ULL) | v) & 0x8080808080808080ULL) != 0
+        || (v & ~digit_bytes) != 0)
+        return 0;
+    *x = v;
+    return 1;
+}
+
+/* digit value in byte k of a match8 result */
+#define DIG(x, k) ((int)(((x) >> (8 * (k))) & 0xFF))
+#endif
+
+/* HH:MM:SS at s[0..8) (no range check). */
+TP_INLINE int
+parse_hh_mm_ss(const unsigned char *s, int *h, int *m, int *sec)
+{
+#if TP_SWAR_DIGITS
+    uint64_t x;
+    if (!match8(s, LAYOUT_HMS, DIGITS_HMS, &x))
+        return 0;
+    *h = DIG(x, 0) * 10 + DIG(x, 1);
+    *m = DIG(x, 3) * 10 + DIG(x, 4);
+    *sec = DIG(x, 6) * 10 + DIG(x, 7);
+#else
+    if (!(is_digit(s[0]) && is_digit(s[1]) && s[2] == ':' && is_digit(s[3]) && is_digit(s[4])
+          && s[5] == ':' && is_digit(s[6]) && is_digit(s[7])))
+        return 0;
+    *h = two_digits(s);
+    *m = two_digits(s + 3);
+    *sec = two_digits(s + 6);
+#endif
+    return 1;
+}
+
+/* YYYY-MM-DD with a date.date-valid value (s has at least 10 bytes). */
+TP_INLINE int
 parse_ymd(const unsigned char *s, int *y, int *m, int *d)
 {
+#if TP_SWAR_DIGITS
+    uint64_t x;
+    if (!match8(s, LAYOUT_YMD, DIGITS_YMD, &x) || !is_digit(s[8]) || !is_digit(s[9]))
+        return 0;
+    *y = DIG(x, 0) * 1000 + DIG(x, 1) * 100 + DIG(x, 2) * 10 + DIG(x, 3);
+    *m = DIG(x, 5) * 10 + DIG(x, 6);
+#else
     if (!(is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) && s[4] == '-'
           && is_digit(s[5]) && is_digit(s[6]) && s[7] == '-' && is_digit(s[8]) && is_digit(s[9])))
         return 0;
     *y = two_digits(s) * 100 + two_digits(s + 2);
     *m = two_digits(s + 5);
+#endif
     *d = two_digits(s + 8);
     if (*y < 1 || *m < 1 || *m > 12 || *d < 1 || *d > days_in_month(*y, *m))
         return 0;
@@ -637,13 +806,8 @@ fast_datetime(const unsigned char *s, Py_ssize_t n)
         return NULL;
     if (!parse_ymd(s, &y, &mo, &d))
         return NULL;
-    if (!((s[10] == ' ' || s[10] == 'T') && is_digit(s[11]) && is_digit(s[12]) && s[13] == ':'
-          && is_digit(s[14]) && is_digit(s[15]) && s[16] == ':' && is_digit(s[17])
-          && is_digit(s[18])))
+    if (!((s[10] == ' ' || s[10] == 'T') && parse_hh_mm_ss(s + 11, &h, &mi, &sec)))
         return NULL;
-    h = two_digits(s + 11);
-    mi = two_digits(s + 14);
-    sec = two_digits(s + 17);
     if (h > 23 || mi > 59 || sec > 59)
         return NULL;
     if (n > 19 && !parse_fraction(s + 19, n - 19, &us))
@@ -677,11 +841,16 @@ read_digits(const unsigned char *s, Py_ssize_t n, Py_ssize_t *i, int maxd)
 
 /* H:M:S(.f)? with 1..hmax hour digits, 1..2 minute/second digits; the exact
  * language of PyMySQL's TIMEDELTA_RE / TIME_RE after an optional sign. */
-static int
+TP_INLINE int
 parse_hms(const unsigned char *s, Py_ssize_t n, Py_ssize_t i, int hmax,
           int *h, int *m, int *sec, int *us)
 {
     *us = 0;
+    if (n - i >= 8 && parse_hh_mm_ss(s + i, h, m, sec)) {
+        /* the usual HH:MM:SS layout */
+        i += 8;
+        return i == n || parse_fraction(s + i, n - i, us);
+    }
     if ((*h = read_digits(s, n, &i, hmax)) < 0 || i >= n || s[i++] != ':')
         return 0;
     if ((*m = read_digits(s, n, &i, 2)) < 0 || i >= n || s[i++] != ':')
@@ -744,12 +913,20 @@ static inline Py_ssize_t
 ascii_prefix(const unsigned char *s, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
-    for (; n - i >= 8; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, sizeof w);
-        if (w & 0x8080808080808080ULL)
-            break;
+#if TP_SWAR_DIGITS
+    if (n >= 8) {
+        /* whole words, then the last 8 bytes (overlapping what is known to
+         * be ASCII); the lowest set high bit is the first non-ASCII byte */
+        uint64_t m;
+        for (; n - i >= 8; i += 8) {
+            if ((m = load8(s + i) & 0x8080808080808080ULL) != 0)
+                return i + (__builtin_ctzll(m) >> 3);
+        }
+        if (i < n && (m = load8(s + n - 8) & 0x8080808080808080ULL) != 0)
+            return n - 8 + (__builtin_ctzll(m) >> 3);
+        return n;
     }
+#endif
     while (i < n && s[i] < 0x80)
         i++;
     return i;
@@ -918,56 +1095,73 @@ decode_text(modstate *st, const column *c, const char *s, Py_ssize_t n)
     }
 }
 
+/* The converter applied to the decoded text, exactly as PyMySQL calls it. */
+static PyObject *
+call_converter(modstate *st, const column *c, const char *s, Py_ssize_t n)
+{
+    PyObject *text = decode_text(st, c, s, n);
+    if (text == NULL)
+        return NULL;
+    PyObject *r;
+    if (c->conv == CONV_DECIMAL && st->decimal_new != NULL) {
+        /* Decimal(text) minus the generic call machinery; see
+         * decimal_new_ok().  The tuple steals text. */
+        PyObject *args = PyTuple_New(1);
+        if (args == NULL) {
+            Py_DECREF(text);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(args, 0, text);
+        r = st->decimal_new((PyTypeObject *)c->converter, args, NULL);
+        Py_DECREF(args);
+        return r;
+    }
+    r = PyObject_CallOneArg(c->converter, text);
+    Py_DECREF(text);
+    return r;
+}
+
 static PyObject *
 convert_value(modstate *st, const column *c, const char *s, Py_ssize_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    if (c->conv == CONV_NONE)
+    PyObject *r;
+    switch (c->op) {
+    case OP_UTF8:
+        return decode_utf8(s, n);
+    case OP_TEXT:
         return decode_text(st, c, s, n);
-    /* Fast paths only read ASCII digits/punctuation, which every encoding
-     * kind except ENC_OTHER decodes to the same characters without error. */
-    if (c->enc != ENC_OTHER) {
-        PyObject *r = NULL;
-        switch (c->conv) {
-        case CONV_INT: {
-            long long v;
-            if (parse_int(u, n, &v))
-                return PyLong_FromLongLong(v);
-            break;
-        }
-        case CONV_FLOAT: {
-            double d;
-            if (parse_float(st, u, n, &d))
-                return PyFloat_FromDouble(d);
-            break;
-        }
-        case CONV_DATETIME:
-            r = fast_datetime(u, n);
-            break;
-        case CONV_DATE:
-            r = fast_date(u, n);
-            break;
-        case CONV_TIMEDELTA:
-            r = fast_timedelta(u, n);
-            break;
-        case CONV_TIME:
-            r = fast_time(u, n);
-            break;
-        default:
-            break;
-        }
-        /* A fast constructor only returns NULL without an exception when
-         * the text was not canonical; with an exception (MemoryError) we
-         * must report it. */
-        if (r != NULL || PyErr_Occurred())
-            return r;
+    case OP_INT:
+        r = fast_int(u, n);
+        break;
+    case OP_FLOAT: {
+        double d;
+        if (parse_float(st, u, n, &d))
+            return PyFloat_FromDouble(d);
+        r = NULL;
+        break;
     }
-    PyObject *text = decode_text(st, c, s, n);
-    if (text == NULL)
-        return NULL;
-    PyObject *r = PyObject_CallOneArg(c->converter, text);
-    Py_DECREF(text);
-    return r;
+    case OP_DATETIME:
+        r = fast_datetime(u, n);
+        break;
+    case OP_DATE:
+        r = fast_date(u, n);
+        break;
+    case OP_TIMEDELTA:
+        r = fast_timedelta(u, n);
+        break;
+    case OP_TIME:
+        r = fast_time(u, n);
+        break;
+    default:
+        return call_converter(st, c, s, n);
+    }
+    /* A fast constructor only returns NULL without an exception when the
+     * text was not canonical; with an exception (MemoryError) we must
+     * report it. */
+    if (r != NULL || PyErr_Occurred())
+        return r;
+    return call_converter(st, c, s, n);
 }
 
 /* True if the collector could need to see v: the test CPython's
@@ -1056,6 +1250,7 @@ index_arg(PyObject *obj, Py_ssize_t *out)
 }
 
 #define STACK_COLS 64
+#define STACK_ROWS 64
 
 static PyObject *
 decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1088,6 +1283,12 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = NULL, *rows = NULL;
     Py_ssize_t stack_offs[STACK_COLS], stack_lens[STACK_COLS];
     Py_ssize_t *offs = stack_offs, *lens = stack_lens;
+    /* Decoded rows are kept in a plain array and moved into an exactly
+     * sized list at the end: no list resizing, and no collection
+     * triggered meanwhile walks a growing list of rows. */
+    PyObject *stack_rows[STACK_ROWS];
+    PyObject **rowv = stack_rows;
+    Py_ssize_t nrows = 0, rowcap = STACK_ROWS;
     Py_ssize_t pos, end, seq;
     if (index_arg(args[1], &pos) < 0 || index_arg(args[2], &end) < 0
         || index_arg(args[3], &seq) < 0)
@@ -1109,10 +1310,6 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    rows = PyList_New(0);
-    if (rows == NULL)
-        goto done;
-
     /* Keep the plan alive even if a converter drops the last other ref. */
     Py_INCREF(plan);
     const unsigned char *b = (const unsigned char *)view.buf;
@@ -1158,21 +1355,47 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
          * of their work; values and types are untouched. */
         if (atomic)
             PyObject_GC_UnTrack(row);
-        if (PyList_Append(rows, row) < 0) {
-            Py_DECREF(row);
-            goto fail_loop;
+        if (nrows == rowcap) {
+            PyObject **nv = NULL;
+            if (rowcap <= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(PyObject *) / 2) {
+                if (rowv == stack_rows) {
+                    nv = PyMem_New(PyObject *, (size_t)rowcap * 2);
+                    if (nv != NULL)
+                        memcpy(nv, stack_rows, sizeof stack_rows);
+                }
+                else {
+                    nv = PyMem_Resize(rowv, PyObject *, (size_t)rowcap * 2);
+                }
+            }
+            if (nv == NULL) {
+                Py_DECREF(row);
+                PyErr_NoMemory();
+                goto fail_loop;
+            }
+            rowv = nv;
+            rowcap *= 2;
         }
-        Py_DECREF(row);
+        rowv[nrows++] = row;
         seq = (seq + 1) & 0xFF;
         p = stop;
     }
     Py_DECREF(plan);
+    rows = PyList_New(nrows);
+    if (rows == NULL)
+        goto done;
+    for (Py_ssize_t k = 0; k < nrows; k++)
+        PyList_SET_ITEM(rows, k, rowv[k]);
+    nrows = 0; /* owned by the list now */
     result = Py_BuildValue("(Onn)", rows, p, seq);
     goto done;
 
 fail_loop:
     Py_DECREF(plan);
 done:
+    for (Py_ssize_t k = 0; k < nrows; k++)
+        Py_DECREF(rowv[k]);
+    if (rowv != stack_rows)
+        PyMem_Free(rowv);
     Py_XDECREF(rows);
     if (offs != stack_offs)
         PyMem_Free(offs);
@@ -1211,6 +1434,26 @@ import_attr(const char *modname, const char *attr)
     return r;
 }
 
+/* Calling a type T with one positional argument runs T->tp_new(T, args,
+ * NULL) and then, on an instance of T, T->tp_init, which for a type that
+ * does not define __init__ is object.__init__: a no-op here (T overrides
+ * __new__, so excess arguments are allowed).  When that holds for a static
+ * (hence unchangeable) type -- the C decimal.Decimal -- tp_new alone is the
+ * whole call.  The pure-Python _pydecimal.Decimal is a heap type and is
+ * simply called. */
+static newfunc
+decimal_new_ok(PyObject *dec)
+{
+    if (!PyType_Check(dec))
+        return NULL;
+    PyTypeObject *tp = (PyTypeObject *)dec;
+    if (Py_TYPE(dec) != &PyType_Type || PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE)
+        || tp->tp_new == NULL || tp->tp_new == PyBaseObject_Type.tp_new
+        || tp->tp_init != PyBaseObject_Type.tp_init)
+        return NULL;
+    return tp->tp_new;
+}
+
 static int
 module_exec(PyObject *module)
 {
@@ -1232,6 +1475,7 @@ module_exec(PyObject *module)
         || (st->convert_time = import_attr("pymysql.converters", "convert_time")) == NULL
         || (st->str_decode = PyUnicode_InternFromString("decode")) == NULL)
         return -1;
+    st->decimal_new = decimal_new_ok(st->decimal);
     if (PyModule_AddStringConstant(module, "IMPL", "c") < 0)
         return -1;
     return 0;
