@@ -15,6 +15,9 @@ measured loop (the server is another process), so a busy neighbour inflates
 wall time but hardly CPU.  Rounds interleave the clients; the table shows the
 median of the rounds and ratios against blocking PyMySQL *from the same run*.
 
+Without ``--dsn`` a throwaway mariadbd is started on one CPU and the clients run
+on another (``--no-pin`` to let the scheduler place them).
+
 Clients: tornpool (C codec), tornpool-pure (TORNPOOL_CODEC=python), pymysql,
 mysqlclient, aiomysql, asyncmy.  Peers that are not installed are reported as
 such (``bash scripts/dev.sh bench`` installs them).
@@ -278,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fetches", type=int, default=5)
     parser.add_argument("--clients", default="")
     parser.add_argument("--json", default="")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="with a throwaway server, do not pin it and the clients to separate CPUs")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
@@ -290,7 +295,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     from tornpool.testing import MariaDBServer
 
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = args.pin and len(cpus) >= 2
+    if pin:
+        # Server on one core, clients on another (as with a database on its own
+        # host): the scheduler then never parks mariadbd on the client's core,
+        # which otherwise preempts the client and skews CPU figures run to run.
+        os.sched_setaffinity(0, {cpus[0]})
     with MariaDBServer() as server:
+        if pin:
+            os.sched_setaffinity(0, {cpus[-1]})
+            print(f"pinned: mariadbd on CPU {cpus[0]}, clients on CPU {cpus[-1]}", file=sys.stderr)
         args.dsn = server.dsn
         orchestrate(args)
 

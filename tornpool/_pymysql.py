@@ -297,8 +297,18 @@ class GreenResult(_conns.MySQLResult):
                     conn._next_seq_id = (conn._next_seq_id + 1) & 0xFF
                     self.connection = None
                     break
-            # Something the decoder leaves to PyMySQL: an incomplete or unusual
-            # packet, or the end of the result in another form.
+                # A row cut by the end of the buffer: wait for the rest of it
+                # and go on decoding in C rather than in PyMySQL's row code.
+                avail = sock.end - pos
+                if avail < 4:
+                    conn._fill(4)
+                    continue
+                size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+                if size < MAX_PACKET_LEN and avail < size + 4 and buf[pos + 3] == conn._next_seq_id:
+                    conn._fill(size + 4)
+                    continue
+            # Something the decoder leaves to PyMySQL: an unusual packet, or
+            # the end of the result in another form.
             packet = conn._read_packet()
             if self._check_packet_is_eof(packet):
                 self.connection = None
