@@ -497,3 +497,16 @@ async def test_streaming_cursor_dropped_after_terminate_is_quiet(dsn: str) -> No
     del cur  # PyMySQL's SSCursor would try to drain here; ours must not
     gc.collect()
     assert conn.closed
+
+
+@pytest.mark.gen_test
+async def test_preferred_tls_context_is_shared_explicit_ones_are_not(dsn: str, tls_mariadb) -> None:  # type: ignore[no-untyped-def]
+    a, b = await tornpool.connect(dsn), await tornpool.connect(dsn)
+    c = await tornpool.connect(tls_mariadb.dsn, ssl_ca=tls_mariadb.ssl_ca, ssl_verify_cert=True)
+    d = await tornpool.connect(tls_mariadb.dsn, ssl_ca=tls_mariadb.ssl_ca, ssl_verify_cert=True)
+    try:
+        assert a.raw.ctx.context is b.raw.ctx.context  # built once: no CA files of its own
+        assert c.raw.ctx.context is not d.raw.ctx.context  # certificate files are re-read
+    finally:
+        for conn in (a, b, c, d):
+            await conn.close()

@@ -325,9 +325,14 @@ async def test_max_lifetime_max_uses_and_shrink(mariadb_dsn: str) -> None:
         b = (await pool.execute("SELECT CONNECTION_ID()")).fetchone()[0]
         assert a != b
     async with Pool(mariadb_dsn, size=1, max_size=4, max_idle=0.2) as pool:
-        await asyncio.gather(*[pool.execute("SELECT SLEEP(0.2)") for _ in range(4)])
+        # Long enough sleeps that background growth (one connect at a time)
+        # reaches 4 before the first one is released, even on a slow machine.
+        await asyncio.gather(*[pool.execute("SELECT SLEEP(1)") for _ in range(4)])
         assert pool.stats()["pool_size"] == 4
-        await asyncio.sleep(0.8)
+        for _ in range(40):  # idle connections beyond `size` go after max_idle
+            await asyncio.sleep(0.1)
+            if pool.stats()["pool_size"] == 1:
+                break
         assert pool.stats()["pool_size"] == 1
 
 

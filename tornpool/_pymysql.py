@@ -60,6 +60,8 @@ FATAL_ERRNOS = frozenset(
 # warning count and server status of an EOF packet, as PyMySQL reads them
 _EOF_BODY = struct.Struct("<hh")
 
+_PREFERRED_TLS_CONTEXT: ssl.SSLContext | None = None
+
 #: Column metadata cache size per connection (entries: one per distinct
 #: result shape).
 METADATA_CACHE_SIZE = 256
@@ -76,6 +78,20 @@ class GreenConnection(_conns.Connection):
         super().__init__(*args, **kwargs)
         self._meta_cache: dict[bytes, _Shape] = {}
         self._plan_cache: dict[tuple[Any, ...], Any] = {}
+
+    def _create_ssl_ctx(self, sslp: Any) -> Any:
+        # PyMySQL 1.2 builds a context for its "preferred TLS" mode on every
+        # connection, loading the system CA store each time (~36 ms here,
+        # which slowed pool growth and reconnects).  That default context has
+        # no files of its own, so one shared instance serves every connection;
+        # contexts with explicit certificates are still built per connection,
+        # so rotated files are picked up.
+        global _PREFERRED_TLS_CONTEXT
+        if isinstance(sslp, dict) and not sslp:
+            if _PREFERRED_TLS_CONTEXT is None:
+                _PREFERRED_TLS_CONTEXT = super()._create_ssl_ctx(sslp)
+            return _PREFERRED_TLS_CONTEXT
+        return super()._create_ssl_ctx(sslp)
 
     def connect(self, sock: GreenSocket | None = None) -> None:
         """Run the handshake over ``sock`` (in the worker greenlet)."""

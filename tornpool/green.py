@@ -46,6 +46,9 @@ T = TypeVar("T")
 #: not fit and shrinks back once they are consumed.
 BUFFER_SIZE = 256 * 1024
 
+#: Awaitable stand-in a worker passes to ``wait()`` to give the loop one turn.
+YIELD: Any = object()
+
 # Messages from the worker to its driver: (kind, payload).
 _DONE = 0  # payload: the function's return value
 _FAIL = 1  # payload: the exception it raised
@@ -126,7 +129,11 @@ class GreenWorker(Generic[T]):
         cancelled: BaseException | None = None
         while kind == _WAIT:
             try:
-                result = await value
+                if value is YIELD:
+                    await asyncio.sleep(0)
+                    result = None
+                else:
+                    result = await value
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     # The protocol state is unknown now: let the owner close the
@@ -188,7 +195,7 @@ class GreenSocket:
     command and closes the stream when it passes.
     """
 
-    __slots__ = ("stream", "worker", "buf", "view", "pos", "end", "timeout", "writes", "direct")
+    __slots__ = ("stream", "worker", "buf", "view", "pos", "end", "timeout", "writes", "direct", "yield_first")
 
     def __init__(self, stream: IOStream, worker: GreenWorker[Any]) -> None:
         self.stream = stream
@@ -203,6 +210,8 @@ class GreenSocket:
         self.writes = 0
         #: Send on the socket directly when nothing is queued (plain TCP/unix only).
         self.direct = type(stream) is IOStream
+        #: Yield one loop turn before the first read of a reply (see fill()).
+        self.yield_first = True
 
     # -- socket API used by PyMySQL ------------------------------------------
 
@@ -276,8 +285,15 @@ class GreenSocket:
 
         :raises StreamClosedError: the stream closed first (an OSError).
         """
+        first = True
         while self.end - self.pos < need:
             self._make_room(need)
+            if first and self.yield_first:
+                # A reply to what we just sent is typically in flight: give the
+                # loop one turn first, so read_into usually finds it inline --
+                # one loop iteration instead of two, and no empty recv().
+                self.worker.wait(YIELD)
+                first = False
             # read_into accepts any writable buffer; its annotation says bytearray.
             fut = self.stream.read_into(self.view[self.end :], partial=True)  # type: ignore[arg-type]
             assert isinstance(fut, asyncio.Future)
