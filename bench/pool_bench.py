@@ -201,13 +201,24 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--pool", type=int, default=10)
     ap.add_argument("--only", default="tornpool,aiomysql,tormysql")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="with a throwaway server, do not pin it and the pools to separate CPUs")
     args = ap.parse_args(argv)
     server = None
     dsn = args.dsn
     if not dsn:
         from tornpool.testing import MariaDBServer
 
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        pin = args.pin and len(cpus) >= 2
+        if pin:
+            # mariadbd on one CPU, the pools on another: otherwise client and
+            # server share both cores and the server's share sets the pace.
+            os.sched_setaffinity(0, {cpus[0]})
         server = MariaDBServer().start()
+        if pin:
+            os.sched_setaffinity(0, {cpus[-1]})
+            print("# pinned: mariadbd on CPU %d, pools on CPU %d" % (cpus[0], cpus[-1]))
         dsn = server.dsn
     p = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
     p.update(parse_dsn(dsn))

@@ -210,8 +210,9 @@ class GreenSocket:
         self.writes = 0
         #: Send on the socket directly when nothing is queued (plain TCP/unix only).
         self.direct = type(stream) is IOStream
-        #: Yield one loop turn before the first read of a reply (see fill()).
-        self.yield_first = True
+        #: Yield one loop turn before the first read of a reply (see fill());
+        #: the connection sets it per command.
+        self.yield_first = False
 
     # -- socket API used by PyMySQL ------------------------------------------
 
