@@ -140,6 +140,8 @@ class PoolPolicy(Generic[C]):
         self.max_uses = max_uses
         self.check_idle = check_idle
         self.check_timeout = check_timeout
+        #: Seconds a closed connection keeps counting against ``max_size``.
+        self.close_linger = 0.05
         self.reconnect_interval = reconnect_interval
         self.reconnect_max_interval = max(reconnect_max_interval, reconnect_interval)
         self.reconnect_timeout = reconnect_timeout
@@ -279,10 +281,13 @@ class PoolPolicy(Generic[C]):
         try:
             await slot.conn.ping(timeout=remaining)
         except asyncio.CancelledError:
+            slot.abandoned = True  # the ping was sent: the server may still be on it
             self._discard(slot)
             raise
-        except Exception:
+        except Exception as exc:
             self._st["connections_lost"] += 1
+            if isinstance(exc, TimeoutError):
+                slot.abandoned = True
             self._discard(slot)
             return False
         slot.last_used = _monotonic()
@@ -458,7 +463,18 @@ class PoolPolicy(Generic[C]):
             # keep it counted until the server has dropped it
             self._spawn(self._reap_one(slot))
             return
-        self._forget(slot)
+        self._forget_later(slot)
+
+    def _forget_later(self, slot: _Slot[C]) -> None:
+        """Stop counting a connection we just closed, after ``close_linger``.
+
+        The server drops its side a moment after ours closes; a replacement
+        opened at once (a connect takes ~5 ms) could briefly make the server
+        see ``max_size + 1`` connections."""
+        if self._closing or self.close_linger <= 0 or self._loop is None:
+            self._forget(slot)
+        else:
+            self._loop.call_later(self.close_linger, self._forget, slot)
 
     def _forget(self, slot: _Slot[C]) -> None:
         if self._slots.pop(id(slot.conn), None) is None:
@@ -479,7 +495,7 @@ class PoolPolicy(Generic[C]):
         except BaseException:
             slot.conn.terminate()
         finally:
-            self._forget(slot)
+            self._forget_later(slot)
 
     async def _reap_one(self, slot: _Slot[C]) -> None:
         assert self._reap is not None
