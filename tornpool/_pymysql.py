@@ -36,10 +36,7 @@ from pymysql.protocol import FieldDescriptorPacket, MysqlPacket
 
 from tornpool.green import GreenSocket, TLSContextProxy
 
-try:  # the codec arrives with its own module; the pure path works without it
-    from tornpool import codec as _codec
-except ImportError:  # pragma: no cover - only while the codec is absent
-    _codec = None  # type: ignore[assignment]
+from tornpool import codec as _codec
 
 MAX_PACKET_LEN = _conns.MAX_PACKET_LEN
 TEXT_TYPES = _conns.TEXT_TYPES
@@ -129,50 +126,89 @@ class GreenConnection(_conns.Connection):
             self._force_close()
             raise
 
+    def _take_payload(self) -> bytes | None:
+        """Slice the next packet's payload out of the buffer if it is complete,
+        in sequence and a single packet (< 16 MiB); None otherwise."""
+        sock = self._gsock
+        if sock is None:
+            return None
+        pos = sock.pos
+        avail = sock.end - pos
+        if avail < 4:
+            return None
+        buf = sock.buf
+        size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+        if size >= MAX_PACKET_LEN or avail < size + 4 or buf[pos + 3] != self._next_seq_id:
+            return None
+        start = pos + 4
+        sock.pos = start + size
+        self._next_seq_id = (self._next_seq_id + 1) & 0xFF
+        return bytes(sock.view[start : start + size])
+
+    def _fill_next_packet(self) -> bool:
+        """Wait until the next packet is wholly buffered, when it is an
+        ordinary in-sequence one cut by the end of the buffer.
+
+        :returns: True if it had to wait for bytes (the caller retries).
+        """
+        sock = self._gsock
+        assert sock is not None
+        waited = False
+        if sock.end - sock.pos < 4:
+            self._fill(4)
+            waited = True
+        pos = sock.pos
+        buf = sock.buf
+        size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+        if size < MAX_PACKET_LEN and buf[pos + 3] == self._next_seq_id and sock.end - pos < size + 4:
+            self._fill(size + 4)
+            waited = True
+        return waited
+
     def _read_packet(self, packet_type: type[MysqlPacket] = MysqlPacket) -> MysqlPacket:
         """Read one packet; complete packets are sliced from the buffer directly."""
-        sock = self._gsock
-        if sock is None or self._sock is None:
+        if self._gsock is None or self._sock is None:
             return super()._read_packet(packet_type)
-        for _ in range(2):
-            pos = sock.pos
-            avail = sock.end - pos
-            if avail >= 4:
-                buf = sock.buf
-                size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
-                if size >= MAX_PACKET_LEN or buf[pos + 3] != self._next_seq_id:
-                    break  # multi-packet or out of sequence: PyMySQL's own path
-                if avail >= size + 4:
-                    start = pos + 4
-                    sock.pos = start + size
-                    self._next_seq_id = (self._next_seq_id + 1) & 0xFF
-                    packet = packet_type(bytes(sock.view[start : start + size]), self.encoding)
-                    if packet.is_error_packet():
-                        result = self._result
-                        if result is not None and result.unbuffered_active is True:
-                            result.unbuffered_active = False
-                        packet.raise_for_error()
-                    return packet
-                self._fill(size + 4)
-            else:
-                self._fill(4)
-        return super()._read_packet(packet_type)
+        data = self._take_payload()
+        if data is None and self._fill_next_packet():
+            data = self._take_payload()
+        if data is None:
+            # multi-packet or out of sequence: PyMySQL's own path (it reads
+            # through GreenSocket.read, from the same buffer)
+            return super()._read_packet(packet_type)
+        packet = packet_type(data, self.encoding)
+        if packet.is_error_packet():
+            result = self._result
+            if result is not None and result.unbuffered_active is True:
+                result.unbuffered_active = False
+            packet.raise_for_error()
+        return packet
 
     def _read_payload(self) -> bytes:
         """One packet's payload as bytes, for packets that cannot be errors
         (column definitions, EOF after them)."""
-        sock = self._gsock
-        if sock is not None:
-            pos = sock.pos
-            if sock.end - pos >= 4:
-                buf = sock.buf
-                size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
-                if size < MAX_PACKET_LEN and sock.end - pos >= size + 4 and buf[pos + 3] == self._next_seq_id:
-                    start = pos + 4
-                    sock.pos = start + size
-                    self._next_seq_id = (self._next_seq_id + 1) & 0xFF
-                    return bytes(sock.view[start : start + size])
-        return self._read_packet().get_all_data()  # type: ignore[no-any-return]
+        data = self._take_payload()
+        if data is None:
+            data = self._read_packet().get_all_data()
+        return data
+
+    # -- what tornpool.connection needs to know, without private names -------
+
+    @property
+    def link_open(self) -> bool:
+        """False once PyMySQL has dropped its socket (closed or broken)."""
+        return self._sock is not None
+
+    @property
+    def unread_result(self) -> bool:
+        """A streaming result is unfinished or further result sets are pending."""
+        result = self._result
+        return result is not None and bool(result.unbuffered_active or result.has_next)
+
+    def drop(self) -> None:
+        """Close the socket at once, without COM_QUIT."""
+        if self._sock is not None:
+            self._force_close()
 
     def _read_query_result(self, unbuffered: bool = False) -> int:
         self._result = None
@@ -282,15 +318,10 @@ class GreenResult(_conns.MySQLResult):
         conn: GreenConnection = self.connection
         sock = conn._gsock
         rows: list[tuple[Any, ...]] = []
-        decode = None
-        plan: Any = None
-        if _codec is not None and sock is not None:
-            decode = _codec.decode_rows
-            plan = self._plan
-            if plan is None:
-                plan = conn.plan_for(self.converters)
+        plan = self._plan  # set by _get_descriptions with the converters
+        decode = _codec.decode_rows
         while True:
-            if decode is not None and sock is not None:
+            if sock is not None:
                 got, pos, seq = decode(sock.buf, sock.pos, sock.end, conn._next_seq_id, plan)
                 if got:
                     rows.extend(got)
@@ -315,13 +346,7 @@ class GreenResult(_conns.MySQLResult):
                     break
                 # A row cut by the end of the buffer: wait for the rest of it
                 # and go on decoding in C rather than in PyMySQL's row code.
-                avail = sock.end - pos
-                if avail < 4:
-                    conn._fill(4)
-                    continue
-                size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
-                if size < MAX_PACKET_LEN and avail < size + 4 and buf[pos + 3] == conn._next_seq_id:
-                    conn._fill(size + 4)
+                if conn._fill_next_packet():
                     continue
             # Something the decoder leaves to PyMySQL: an unusual packet, or
             # the end of the result in another form.
@@ -356,7 +381,7 @@ class _Shape:
         self._unicode = conn.use_unicode
         self._encoding = encoding
         self.converters = _converters_for(self.fields, conn)
-        self.plan = conn.plan_for(self.converters) if _codec is not None else None
+        self.plan = conn.plan_for(self.converters)
 
     def fits(self, conn: GreenConnection) -> bool:
         return (
@@ -406,6 +431,12 @@ class GreenSSDictCursor(_cursors.SSDictCursor):
 
     def __del__(self) -> None:
         pass
+
+
+def discard_rows(cursor: Any) -> None:
+    """Let a buffered PyMySQL cursor forget its rows, without the I/O of its
+    ``close()`` (which drains pending result sets)."""
+    cursor._rows = None
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -211,9 +211,9 @@ class Connection:
             raise ConnectionBusy(
                 0, "another command is running on this connection; one at a time (use a Pool)"
             )
-        gsock = self._gsock
-        if gsock is None or self._raw._sock is None or gsock.stream.closed():
+        if self.closed:
             self._raise_closed()
+        gsock = self._gsock
         assert gsock is not None
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
@@ -261,7 +261,7 @@ class Connection:
             self._busy = False
             if handle is not None:
                 handle.cancel()
-            if self._raw._sock is None:
+            if not self._raw.link_open:
                 # Closed during the command: end the (now idle) worker greenlet,
                 # whose frames the garbage collector could not reclaim.
                 self._worker.close()
@@ -408,7 +408,7 @@ class Connection:
         """True once closed by :meth:`close`/:meth:`terminate`, a timeout, a
         cancellation mid-command, a fatal error, or by the server."""
         gsock = self._gsock
-        return gsock is None or self._raw._sock is None or gsock.stream.closed()
+        return gsock is None or not self._raw.link_open or gsock.stream.closed()
 
 
     @property
@@ -424,8 +424,7 @@ class Connection:
     @property
     def has_unread_result(self) -> bool:
         """True if a streaming result is unfinished or result sets are pending."""
-        result = self._raw._result
-        return result is not None and bool(result.unbuffered_active or result.has_next)
+        return self._raw.unread_result
 
     @property
     def server_version(self) -> str:
@@ -435,7 +434,8 @@ class Connection:
     @property
     def thread_id(self) -> int:
         """The server's id for this connection (``CONNECTION_ID()``)."""
-        return self._raw.server_thread_id[0]  # type: ignore[no-any-return]
+        thread_id: int = self._raw.thread_id()
+        return thread_id
 
     @property
     def raw(self) -> pymysql.connections.Connection:
@@ -452,17 +452,14 @@ class Connection:
         if self._busy:
             self.terminate()
             return
-        raw = self._raw
-        if raw._sock is not None and self._gsock is not None and not self._gsock.stream.closed():
+        if not self.closed:
             with contextlib.suppress(Exception):
-                raw.close()  # writes COM_QUIT without waiting, then closes
+                self._raw.close()  # writes COM_QUIT without waiting, then closes
         self.terminate()
 
     def terminate(self) -> None:
         """Close at once, without COM_QUIT.  Safe to call at any time."""
-        raw = self._raw
-        if raw._sock is not None:
-            raw._force_close()
+        self._raw.drop()
         if self._gsock is not None:
             self._gsock.close()
         if not self._busy:
@@ -473,8 +470,7 @@ class Connection:
         # worker greenlet (possible here because the worker holds only a weak
         # reference to us).
         try:
-            if self._raw._sock is not None or self._gsock is not None:
-                self.terminate()
+            self.terminate()  # idempotent; also ends the worker of a closed one
         except Exception:  # noqa: BLE001 - nothing useful to do at collection time
             pass
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymysql.cursors
 
-from tornpool._pymysql import GreenSSCursor, GreenSSDictCursor
+from tornpool._pymysql import GreenSSCursor, GreenSSDictCursor, discard_rows
 
 if TYPE_CHECKING:
     from tornpool.connection import Connection
@@ -116,7 +116,7 @@ class Cursor(_BaseCursor):
 
     def close(self) -> None:
         """Forget the rows.  Unread result sets are drained by the next command."""
-        self._raw._rows = None
+        discard_rows(self._raw)
 
 
 class DictCursor(Cursor):
