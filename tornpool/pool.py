@@ -50,12 +50,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .cursors import Cursor
     from .cursors import _BaseCursor
 
-__all__ = ["Pool", "PoolConnection", "PoolUnavailable", "FATAL_ERRORS"]
+__all__ = ["Pool", "PoolConnection", "PoolUnavailable"]
 
 _monotonic = time.monotonic
 
-#: Server/client error numbers after which a connection is never reused.
-FATAL_ERRORS = frozenset((2006, 2013, 2055, 1053, 1927, 4031))
 #: Connect errors that retrying cannot fix: fail the waiters at once.
 PERMANENT_CONNECT_ERRORS = frozenset((1044, 1045, 1049, 1251, 1698, 2059))
 
@@ -94,13 +92,11 @@ class PoolConnection(Lease["Connection"]):
     __slots__ = ()
 
     def _failed(self, exc: BaseException) -> None:
+        # Fatal errors need nothing here: the connection closes itself on them
+        # (Connection._run) and the pool drops closed connections on release.
         if isinstance(exc, (asyncio.CancelledError, CommandTimeout)):
             # the server may still be running the statement
             self.mark_abandoned()
-        elif isinstance(exc, MySQLError) and _errno(exc) in FATAL_ERRORS:
-            slot = self._slot
-            if slot is not None and not slot.conn.closed:
-                slot.conn.terminate()
 
     async def execute(self, sql: str, args: Any = None, *, timeout: Optional[float] = None,
                       cursor: Any = None) -> "Cursor":
