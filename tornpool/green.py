@@ -38,7 +38,7 @@ from tornado.iostream import IOStream, StreamClosedError
 
 from tornpool.errors import GreenletRequired
 
-__all__ = ["GreenWorker", "GreenSocket", "spawn", "await_", "in_worker"]
+__all__ = ["GreenWorker", "GreenSocket", "spawn", "await_"]
 
 T = TypeVar("T")
 
@@ -169,19 +169,13 @@ class GreenWorker(Generic[T]):
             return
         glet = self._glet
         self._glet = None
-        if glet is not None and not glet.dead and glet:
-            # Only an idle worker (suspended in _main's switch) is ended here.
+        if glet:  # started and not dead: idle, suspended in _main's switch
             try:
                 glet.parent = greenlet.getcurrent()
                 self._driver = greenlet.getcurrent()
                 glet.switch(None)
             except greenlet.error:
                 pass
-
-    @property
-    def active(self) -> bool:
-        """True while the calling code runs inside this worker."""
-        return self._glet is not None and greenlet.getcurrent() is self._glet
 
 
 class GreenSocket:
@@ -219,14 +213,6 @@ class GreenSocket:
     def settimeout(self, timeout: float | None) -> None:
         """Record PyMySQL's timeout; deadlines are enforced by the connection."""
         self.timeout = timeout
-
-    def gettimeout(self) -> float | None:
-        return self.timeout
-
-    def setsockopt(self, *args: Any) -> None:
-        sock = self.stream.socket
-        if sock is not None:
-            sock.setsockopt(*args)
 
     def makefile(self, mode: str = "rb") -> GreenSocket:
         return self
@@ -353,11 +339,6 @@ class TLSContextProxy:
 
 
 # -- helpers for compat layers ------------------------------------------------
-
-
-def in_worker() -> GreenWorker[Any] | None:
-    """Return the :class:`GreenWorker` whose greenlet is running, if any."""
-    return _current_worker.get(greenlet.getcurrent())
 
 
 _current_worker: dict[greenlet.greenlet, GreenWorker[Any]] = {}
