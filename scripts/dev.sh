@@ -62,7 +62,7 @@ install_package() {
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
         log "installing tornpool[$extras] into .venv"
         "$PY" -m pip install -q --upgrade pip >/dev/null
-        "$PY" -m pip install -q "setuptools>=61,<82" wheel
+        "$PY" -m pip install -q "setuptools>=77,<82" wheel
         if [[ "$extras" == *bench* ]]; then
             # mysqlclient (a peer in the benchmarks) builds against libmariadb.
             pkg-config --exists libmariadb 2>/dev/null || apt_install libmariadb-dev pkg-config
