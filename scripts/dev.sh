@@ -62,6 +62,7 @@ install_package() {
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
         log "installing tornpool[$extras] into .venv"
         "$PY" -m pip install -q --upgrade pip >/dev/null
+        # >=77 reads PEP 639 licence fields (mysqlclient 2.3); <82: see setup.py.
         "$PY" -m pip install -q "setuptools>=77,<82" wheel
         if [[ "$extras" == *bench* ]]; then
             # mysqlclient (a peer in the benchmarks) builds against libmariadb.
