@@ -197,6 +197,43 @@ async def test_timed_out_or_cancelled_waiter_never_served(mariadb_dsn: str) -> N
 
 
 @pytest.mark.gen_test
+async def test_waiter_deadlines_out_of_arrival_order(mariadb_dsn: str) -> None:
+    # Waiters share one deadline timer: each must still fail at its own
+    # deadline when deadlines and queue order differ, and served waiters'
+    # deadlines must not fire on anyone.
+    async with Pool(mariadb_dsn, size=1, max_size=1) as pool:
+        held = await pool.getconn()
+        t0 = time.monotonic()
+
+        async def request(timeout: float) -> Any:
+            try:
+                conn = await pool.getconn(timeout=timeout)
+            except PoolTimeout:
+                return "timeout", time.monotonic() - t0
+            await asyncio.sleep(0.01)
+            pool.putconn(conn)
+            return "served", time.monotonic() - t0
+
+        first = asyncio.ensure_future(request(5.0))
+        short = asyncio.ensure_future(request(0.15))
+        shorter = asyncio.ensure_future(request(0.05))
+        last = asyncio.ensure_future(request(0.6))
+        kind, at = await shorter
+        assert kind == "timeout" and 0.045 < at < 0.14
+        assert not short.done()
+        kind, at = await short
+        assert kind == "timeout" and 0.145 < at < 0.4
+        pool.putconn(held)  # to `first` (the head of the queue), then to `last`
+        assert (await first)[0] == "served"
+        assert (await last)[0] == "served"
+        assert pool.stats()["requests_errors"] == 2
+        assert_consistent(pool)
+        # the timer stops once no waiter is left to time out
+        await asyncio.sleep(0.7)
+        assert pool.policy._wake is None and not pool.policy._deadlines
+
+
+@pytest.mark.gen_test
 async def test_served_and_cancelled_in_same_turn_passes_connection_on(mariadb_dsn: str) -> None:
     async with Pool(mariadb_dsn, size=1, max_size=1) as pool:
         held = await pool.getconn()

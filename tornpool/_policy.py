@@ -14,6 +14,8 @@ How it works, in short:
   out first); waiters are bare Futures in a FIFO deque.  The fast path of
   :meth:`PoolPolicy.acquire` creates no Task, takes no lock and allocates
   one lease object;
+* waiters' deadlines share one loop timer, armed for the earliest of them
+  (a heap), instead of a timer per waiter;
 * a released connection goes to the oldest waiter that is still waiting,
   never back to the releasing coroutine ahead of them;
 * growth happens in background tasks, each opening one connection, only
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import logging
 import random
 import time
@@ -44,6 +47,7 @@ from typing import (
     Optional,
     Protocol,
     Set,
+    Tuple,
     TypeVar,
 )
 
@@ -160,6 +164,12 @@ class PoolPolicy(Generic[C]):
         self._idle: Deque[_Slot[C]] = collections.deque()
         self._waiters: Deque["asyncio.Future[_Slot[C]]"] = collections.deque()
         self._priority: Set["asyncio.Future[_Slot[C]]"] = set()
+        # (loop time, id, waiter) for every waiter that may still time out;
+        # entries of served waiters are dropped lazily.  One timer, _wake,
+        # is armed for the earliest (see _arm_deadline).
+        self._deadlines: List[Tuple[float, int, "asyncio.Future[_Slot[C]]"]] = []
+        self._wake: Optional[asyncio.TimerHandle] = None
+        self._wake_at = float("inf")
         self._slots: Dict[int, _Slot[C]] = {}  # id(conn) -> slot, every counted connection
         self._nconns = 0          # counted connections (open, in use, closing, abandoned)
         self._pending = 0         # connects in flight
@@ -316,8 +326,7 @@ class PoolPolicy(Generic[C]):
                 self._maybe_grow()
                 if self._fail_fast_now():
                     self._fail_waiters_unavailable()
-                handle = loop.call_at(loop.time() + max(deadline - _monotonic(), 0.0),
-                                      self._expire, fut)
+                self._arm_deadline(loop, fut, loop.time() + max(deadline - _monotonic(), 0.0))
                 try:
                     slot = await fut
                 except BaseException:
@@ -331,7 +340,6 @@ class PoolPolicy(Generic[C]):
                             pass
                     raise
                 finally:
-                    handle.cancel()
                     if priority:
                         self._priority.discard(fut)
                 if slot.conn.closed:
@@ -346,13 +354,44 @@ class PoolPolicy(Generic[C]):
         finally:
             self._wait_s += _monotonic() - started
 
-    def _expire(self, fut: "asyncio.Future[_Slot[C]]") -> None:
-        if not fut.done():
-            fut.set_exception(self._timeout_error())
-            try:
-                self._waiters.remove(fut)
-            except ValueError:
-                pass
+    def _arm_deadline(self, loop: asyncio.AbstractEventLoop,
+                      fut: "asyncio.Future[_Slot[C]]", when: float) -> None:
+        """Make ``fut`` fail with :class:`PoolTimeout` at loop time ``when``
+        unless it is done by then.  A timer per waiter would cost a
+        ``call_at`` and a ``cancel`` per acquire; one timer armed for the
+        earliest deadline costs a heap push."""
+        heap = self._deadlines
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)  # served or cancelled meanwhile
+        heapq.heappush(heap, (when, id(fut), fut))
+        if when < self._wake_at:
+            if self._wake is not None:
+                self._wake.cancel()
+            self._wake_at = when
+            self._wake = loop.call_at(when, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """The deadline timer: fail the waiters whose deadline has come,
+        then re-arm for the next one."""
+        self._wake = None
+        self._wake_at = float("inf")
+        loop = self._loop
+        if loop is None:
+            return
+        # asyncio runs a timer up to its clock resolution early
+        now = loop.time() + 1e-6
+        heap = self._deadlines
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            fut = heapq.heappop(heap)[2]
+            if not fut.done():
+                fut.set_exception(self._timeout_error())
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+        if heap:
+            self._wake_at = heap[0][0]
+            self._wake = loop.call_at(self._wake_at, self._expire_due)
 
     def _timeout_error(self) -> PoolTimeout:
         err = self.last_connect_error if self._down_since is not None else None
@@ -650,6 +689,14 @@ class PoolPolicy(Generic[C]):
                 fut.set_exception(exc)
         waiters.clear()
         waiters.extend(keep)
+        # forget their deadlines; stop the timer if nobody is left to time out
+        heap = self._deadlines
+        heap[:] = [entry for entry in heap if not entry[2].done()]
+        heapq.heapify(heap)
+        if not heap and self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+            self._wake_at = float("inf")
 
     # -- housekeeping (implemented in _pool_admin) ----------------------------------
 
