@@ -254,6 +254,12 @@ class GreenResult(_conns.MySQLResult):
         conn: GreenConnection = self.connection
         sock = conn._gsock
         if sock is not None:
+            if sock.end - sock.pos < 5:
+                # Nothing of the reply is here yet (the command was just
+                # sent): wait for it first, so that the fast path below can
+                # see it.  Every first packet of a reply (OK, error, result
+                # header, LOCAL INFILE request) takes at least 5 bytes.
+                conn._fill(5)
             pos = sock.pos
             buf = sock.buf
             if (
