@@ -3,7 +3,9 @@
 * ``core``  (default): tornpool vs PyMySQL, mysqlclient, aiomysql, asyncmy --
   sequential SELECT 1 and a 10k-row mixed fetch (bench/core_bench.py);
 * ``codec``: row decoding alone, C vs pure twin vs PyMySQL (bench/codec_bench.py);
-* ``pool``: pools under 100 coroutines / 10 connections (bench/pool_bench.py).
+* ``pool``: pools under 100 coroutines / 10 connections (bench/pool_bench.py);
+* ``floor``: a SELECT 1 round trip layer by layer, from a blocking socket to
+  tornpool's pool (bench/floor.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = {"core": "bench.core_bench", "codec": "bench.codec_bench", "pool": "bench.pool_bench"}
+SUITES = {"core": "bench.core_bench", "codec": "bench.codec_bench", "pool": "bench.pool_bench",
+          "floor": "bench.floor"}
 
 
 def main() -> None:

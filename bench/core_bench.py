@@ -290,23 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child(args)
         return
-    if args.dsn:
-        orchestrate(args)
-        return
-    from tornpool.testing import MariaDBServer
+    from bench._server import bench_server
 
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pin = args.pin and len(cpus) >= 2
-    if pin:
-        # Server on one core, clients on another (as with a database on its own
-        # host): the scheduler then never parks mariadbd on the client's core,
-        # which otherwise preempts the client and skews CPU figures run to run.
-        os.sched_setaffinity(0, {cpus[0]})
-    with MariaDBServer() as server:
-        if pin:
-            os.sched_setaffinity(0, {cpus[-1]})
-            print(f"pinned: mariadbd on CPU {cpus[0]}, clients on CPU {cpus[-1]}", file=sys.stderr)
-        args.dsn = server.dsn
+    with bench_server(args.dsn, args.pin) as dsn:
+        args.dsn = dsn
         orchestrate(args)
 
 

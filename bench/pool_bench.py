@@ -205,22 +205,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--no-pin", dest="pin", action="store_false",
                     help="with a throwaway server, do not pin it and the pools to separate CPUs")
     args = ap.parse_args(argv)
-    server = None
-    dsn = args.dsn
-    if not dsn:
-        from tornpool.testing import MariaDBServer
+    from bench._server import bench_server
 
-        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        pin = args.pin and len(cpus) >= 2
-        if pin:
-            # mariadbd on one CPU, the pools on another: otherwise client and
-            # server share both cores and the server's share sets the pace.
-            os.sched_setaffinity(0, {cpus[0]})
-        server = MariaDBServer().start()
-        if pin:
-            os.sched_setaffinity(0, {cpus[-1]})
-            print("# pinned: mariadbd on CPU %d, pools on CPU %d" % (cpus[0], cpus[-1]))
-        dsn = server.dsn
+    with bench_server(args.dsn, args.pin) as dsn:
+        _main(args, dsn)
+
+
+def _main(args: argparse.Namespace, dsn: str) -> None:
     p = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
     p.update(parse_dsn(dsn))
     setup_table(p)
@@ -257,8 +248,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     print("|---|---:|")
     for lib in libs:
         print("| %s | %.2f |" % (lib, run_loop(overhead(LIBS[lib], p))))
-    if server is not None:
-        server.stop()
 
 
 if __name__ == "__main__":
