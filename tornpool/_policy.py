@@ -365,23 +365,32 @@ class PoolPolicy(Generic[C]):
             heapq.heappop(heap)  # served or cancelled meanwhile
         heapq.heappush(heap, (when, id(fut), fut))
         if when < self._wake_at:
-            if self._wake is not None:
-                self._wake.cancel()
-            self._wake_at = when
-            self._wake = loop.call_at(when, self._expire_due)
+            self._rearm_wake()
+
+    def _rearm_wake(self) -> None:
+        """Point the deadline timer at the earliest waiter still waiting
+        (none: no timer)."""
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake = None
+        self._wake_at = float("inf")
+        heap = self._deadlines
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)
+        if heap and self._loop is not None:
+            self._wake_at = heap[0][0]
+            self._wake = self._loop.call_at(self._wake_at, self._expire_due)
 
     def _expire_due(self) -> None:
         """The deadline timer: fail the waiters whose deadline has come,
         then re-arm for the next one."""
         self._wake = None
-        self._wake_at = float("inf")
         loop = self._loop
-        if loop is None:
-            return
+        assert loop is not None
         # asyncio runs a timer up to its clock resolution early
         now = loop.time() + 1e-6
         heap = self._deadlines
-        while heap and (heap[0][0] <= now or heap[0][2].done()):
+        while heap and heap[0][0] <= now:
             fut = heapq.heappop(heap)[2]
             if not fut.done():
                 fut.set_exception(self._timeout_error())
@@ -389,9 +398,7 @@ class PoolPolicy(Generic[C]):
                     self._waiters.remove(fut)
                 except ValueError:
                     pass
-        if heap:
-            self._wake_at = heap[0][0]
-            self._wake = loop.call_at(self._wake_at, self._expire_due)
+        self._rearm_wake()
 
     def _timeout_error(self) -> PoolTimeout:
         err = self.last_connect_error if self._down_since is not None else None
@@ -693,10 +700,7 @@ class PoolPolicy(Generic[C]):
         heap = self._deadlines
         heap[:] = [entry for entry in heap if not entry[2].done()]
         heapq.heapify(heap)
-        if not heap and self._wake is not None:
-            self._wake.cancel()
-            self._wake = None
-            self._wake_at = float("inf")
+        self._rearm_wake()
 
     # -- housekeeping (implemented in _pool_admin) ----------------------------------
 
