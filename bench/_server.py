@@ -7,6 +7,17 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
+
+
+def connect_params(dsn: str) -> dict[str, Any]:
+    """``dsn`` as keyword arguments, with the peers' usual defaults filled in."""
+    from tornpool.dsn import parse_dsn
+
+    params: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "",
+                              "database": "test"}
+    params.update(parse_dsn(dsn))
+    return params
 
 
 @contextlib.contextmanager

@@ -35,6 +35,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from bench._server import bench_server, connect_params
+
 ROWS = 10_000
 TABLE = "bench_rows"
 CLIENTS = ["tornpool", "tornpool-pure", "pymysql", "mysqlclient", "aiomysql", "asyncmy"]
@@ -52,22 +54,10 @@ SELECT seq, seq * 1000003, CONCAT('name-', seq, '-é'), seq / 7, seq / 3.0,
 FROM seq_1_to_{ROWS}"""
 
 
-def _params(dsn: str) -> dict[str, Any]:
-    from tornpool.dsn import parse_dsn
-
-    params = parse_dsn(dsn)
-    params.setdefault("host", "127.0.0.1")
-    params.setdefault("port", 3306)
-    params.setdefault("user", "root")
-    params.setdefault("password", "")
-    params.setdefault("database", "test")
-    return params
-
-
 def prepare(dsn: str) -> None:
     import pymysql
 
-    conn = pymysql.connect(autocommit=True, **_params(dsn))
+    conn = pymysql.connect(autocommit=True, **connect_params(dsn))
     with conn.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '{TABLE}' AND table_schema = DATABASE()")
         exists = cur.fetchone()[0]
@@ -92,7 +82,7 @@ def _measure(loop_body: Callable[[], None], units: int) -> dict[str, float]:
 
 
 def run_blocking(module: str, dsn: str, scenario: str, queries: int, fetches: int) -> dict[str, float]:
-    params = _params(dsn)
+    params = connect_params(dsn)
     if module == "pymysql":
         import pymysql
 
@@ -121,7 +111,7 @@ def run_blocking(module: str, dsn: str, scenario: str, queries: int, fetches: in
 
 
 def run_async(client: str, dsn: str, scenario: str, queries: int, fetches: int) -> dict[str, float]:
-    params = _params(dsn)
+    params = connect_params(dsn)
     sql = "SELECT 1" if scenario == "select1" else f"SELECT * FROM {TABLE}"
     n = queries if scenario == "select1" else fetches
     units = n if scenario == "select1" else n * ROWS
@@ -290,8 +280,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child(args)
         return
-    from bench._server import bench_server
-
     with bench_server(args.dsn, args.pin) as dsn:
         args.dsn = dsn
         orchestrate(args)

@@ -37,6 +37,8 @@ from typing import Any
 
 import pymysql
 
+from bench._server import bench_server, connect_params
+
 QUERY = b"\x09\x00\x00\x00\x03SELECT 1"
 
 
@@ -45,19 +47,10 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _params(dsn: str) -> dict[str, Any]:
-    from tornpool.dsn import parse_dsn
-
-    p: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "",
-                         "database": "test"}
-    p.update(parse_dsn(dsn))
-    return p
-
-
 def _raw_socket(dsn: str) -> tuple[Any, socket.socket, int]:
     """A logged-in PyMySQL connection's socket and the size of the reply to
     ``SELECT 1`` on it (the connection object keeps the socket open)."""
-    conn = pymysql.connect(**_params(dsn))
+    conn = pymysql.connect(**connect_params(dsn))
     sock: socket.socket = conn._sock
     sock.sendall(QUERY)
     time.sleep(0.05)
@@ -109,11 +102,11 @@ def sequential_blocking(dsn: str, n: int, runs: int) -> dict[str, float]:
 
     res["blocking socket"] = _rounds(raw, n, runs)
     keep.close()
-    drivers: list[tuple[str, Any]] = [("pymysql", pymysql.connect(**_params(dsn)))]
+    drivers: list[tuple[str, Any]] = [("pymysql", pymysql.connect(**connect_params(dsn)))]
     try:
         import MySQLdb  # type: ignore[import-untyped]
 
-        p = _params(dsn)
+        p = connect_params(dsn)
         drivers.append(("mysqlclient", MySQLdb.connect(host=p["host"], port=p["port"], user=p["user"],
                                                        passwd=p["password"], db=p["database"])))
     except ImportError:
@@ -198,7 +191,6 @@ async def concurrent(dsn: str, n: int, runs: int) -> dict[str, float]:
 
     res: dict[str, float] = {}
     per = n // 10
-    raws = [_raw_socket(dsn) for _ in range(10)]
 
     async def one(sock: socket.socket, size: int) -> None:
         sock.setblocking(False)
@@ -257,8 +249,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-pin", dest="pin", action="store_false")
     args = ap.parse_args(argv)
-    from bench._server import bench_server
-
     with bench_server(args.dsn, args.pin) as dsn:
         n, runs = args.queries, args.runs
         seq = sequential_blocking(dsn, n, runs)

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import pymysql  # noqa: E402
 
-from tornpool.dsn import parse_dsn  # noqa: E402
+from bench._server import bench_server, connect_params  # noqa: E402
 
 QUERIES = {
     "select1": "SELECT 1",
@@ -205,15 +205,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--no-pin", dest="pin", action="store_false",
                     help="with a throwaway server, do not pin it and the pools to separate CPUs")
     args = ap.parse_args(argv)
-    from bench._server import bench_server
-
     with bench_server(args.dsn, args.pin) as dsn:
         _main(args, dsn)
 
 
 def _main(args: argparse.Namespace, dsn: str) -> None:
-    p = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
-    p.update(parse_dsn(dsn))
+    p = connect_params(dsn)
     setup_table(p)
     libs = []
     for name in args.only.split(","):
