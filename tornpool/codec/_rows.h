@@ -147,6 +147,48 @@ split_payload(const unsigned char *b, Py_ssize_t q, Py_ssize_t stop, Py_ssize_t 
     return q == stop; /* trailing bytes -> let PyMySQL have it */
 }
 
+/* The row tuple of the payload b[start..stop) for plan, PyMySQL's
+ * _read_row_from_packet: NULL with an exception if a decoder or converter
+ * raised, NULL without one if the payload is not exactly plan->ncols
+ * well-formed values.  offs/lens hold at least ncols entries. */
+TP_INLINE PyObject *
+decode_row(modstate *st, PlanObject *plan, const unsigned char *b, Py_ssize_t start,
+           Py_ssize_t stop, Py_ssize_t *offs, Py_ssize_t *lens)
+{
+    Py_ssize_t ncols = Py_SIZE(plan);
+    if (!split_payload(b, start, stop, ncols, offs, lens))
+        return NULL;
+    PyObject *row = PyTuple_New(ncols);
+    if (row == NULL)
+        return NULL;
+    int atomic = 1;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        PyObject *v;
+        if (lens[i] < 0) {
+            v = Py_None;
+            Py_INCREF(v);
+        }
+        else {
+            v = convert_value(st, &plan->cols[i], (const char *)b + offs[i], lens[i]);
+            if (v == NULL) {
+                Py_DECREF(row);
+                return NULL;
+            }
+            if (atomic && may_be_tracked(v))
+                atomic = 0;
+        }
+        PyTuple_SET_ITEM(row, i, v);
+    }
+    /* What the collector would do on its next pass anyway
+     * (_PyTuple_MaybeUntrack): a tuple of objects that can never be part of
+     * a cycle (str, int, float, Decimal, datetime, None, ...) needs no
+     * tracking.  Saves the young-generation collections most of their work;
+     * values and types are untouched. */
+    if (atomic)
+        PyObject_GC_UnTrack(row);
+    return row;
+}
+
 /* Converts an index-like argument; *out is -1 when it does not fit in a
  * Py_ssize_t or is negative (the caller reports a range error). */
 static int
@@ -243,36 +285,12 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         unsigned char first = b[start];
         if (first == 0xFF || (first == 0xFE && plen < 9))
             break;
-        if (!split_payload(b, start, stop, ncols, offs, lens))
-            break;
-        PyObject *row = PyTuple_New(ncols);
-        if (row == NULL)
-            goto fail_loop;
-        int atomic = 1;
-        for (Py_ssize_t i = 0; i < ncols; i++) {
-            PyObject *v;
-            if (lens[i] < 0) {
-                v = Py_None;
-                Py_INCREF(v);
-            }
-            else {
-                v = convert_value(st, &plan->cols[i], (const char *)b + offs[i], lens[i]);
-                if (v == NULL) {
-                    Py_DECREF(row);
-                    goto fail_loop;
-                }
-                if (atomic && may_be_tracked(v))
-                    atomic = 0;
-            }
-            PyTuple_SET_ITEM(row, i, v);
+        PyObject *row = decode_row(st, plan, b, start, stop, offs, lens);
+        if (row == NULL) {
+            if (PyErr_Occurred())
+                goto fail_loop;
+            break; /* not exactly ncols values: left to PyMySQL */
         }
-        /* What the collector would do on its next pass anyway
-         * (_PyTuple_MaybeUntrack): a tuple of objects that can never be
-         * part of a cycle (str, int, float, Decimal, datetime, None, ...)
-         * needs no tracking.  Saves the young-generation collections most
-         * of their work; values and types are untouched. */
-        if (atomic)
-            PyObject_GC_UnTrack(row);
         if (nrows == rowcap) {
             PyObject **nv = NULL;
             if (rowcap <= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(PyObject *) / 2) {

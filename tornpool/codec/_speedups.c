@@ -17,6 +17,8 @@
  *   _numbers.h  strict parsers: int, float (Clinger / Eisel-Lemire), dates
  *   _text.h     text decoding exactly as bytes.decode() does it
  *   _rows.h     one row payload -> tuple; decode_rows()
+ *   _reader.h   ResponseReader: a whole text-protocol response, incrementally
+ *   _command.h  build_command(): a command's packets as PyMySQL writes them
  *
  * Rules: no I/O, no global mutable state besides the datetime C-API capsule
  * and the objects cached in the module state at import, no pointer into the
@@ -68,6 +70,9 @@
 
 typedef struct {
     PyTypeObject *plan_type;
+    PyTypeObject *reader_type;
+    PyObject *str_plan;   /* "plan" */
+    PyObject *str_get;    /* "get" */
     PyObject *through;
     PyObject *decimal;
     PyObject *convert_datetime;
@@ -93,6 +98,8 @@ get_state(PyObject *module)
 #include "_numbers.h"
 #include "_text.h"
 #include "_rows.h"
+#include "_reader.h"
+#include "_command.h"
 
 /* ---------------------------------------------------------------- module */
 
@@ -106,7 +113,13 @@ PyDoc_STRVAR(decode_rows_doc,
 "the first packet that is incomplete, multi-packet, out of sequence, EOF/OK,\n"
 "ERR or malformed.");
 
+PyDoc_STRVAR(build_command_doc,
+"build_command(command, payload, /) -> (bytes, response_seq)\n\n"
+"The packets PyMySQL's Connection._execute_command(command, payload) writes,\n"
+"and the sequence id the response's first packet must carry.");
+
 static PyMethodDef module_methods[] = {
+    {"build_command", (PyCFunction)(void (*)(void))build_command, METH_FASTCALL, build_command_doc},
     {"make_plan", (PyCFunction)make_plan, METH_O, make_plan_doc},
     {"decode_rows", (PyCFunction)(void (*)(void))decode_rows, METH_FASTCALL, decode_rows_doc},
     {NULL, NULL, 0, NULL}
@@ -156,6 +169,18 @@ module_exec(PyObject *module)
         return -1;
     if (PyModule_AddObjectRef(module, "Plan", (PyObject *)st->plan_type) < 0)
         return -1;
+    st->reader_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &reader_spec, NULL);
+    if (st->reader_type == NULL)
+        return -1;
+    if (PyModule_AddObjectRef(module, "ResponseReader", (PyObject *)st->reader_type) < 0)
+        return -1;
+    for (int i = ST_NEED; i <= ST_BAD_SEQ; i++) {
+        if (PyModule_AddIntConstant(module, status_names[i], i) < 0)
+            return -1;
+    }
+    if ((st->str_plan = PyUnicode_InternFromString("plan")) == NULL
+        || (st->str_get = PyUnicode_InternFromString("get")) == NULL)
+        return -1;
     if ((st->through = import_attr("pymysql.converters", "through")) == NULL
         || (st->decimal = import_attr("decimal", "Decimal")) == NULL
         || (st->convert_datetime = import_attr("pymysql.converters", "convert_datetime")) == NULL
@@ -175,6 +200,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     modstate *st = get_state(module);
     Py_VISIT(st->plan_type);
+    Py_VISIT(st->reader_type);
+    Py_VISIT(st->str_plan);
+    Py_VISIT(st->str_get);
     Py_VISIT(st->through);
     Py_VISIT(st->decimal);
     Py_VISIT(st->convert_datetime);
@@ -190,6 +218,9 @@ module_clear(PyObject *module)
 {
     modstate *st = get_state(module);
     Py_CLEAR(st->plan_type);
+    Py_CLEAR(st->reader_type);
+    Py_CLEAR(st->str_plan);
+    Py_CLEAR(st->str_get);
     Py_CLEAR(st->through);
     Py_CLEAR(st->decimal);
     Py_CLEAR(st->convert_datetime);
@@ -214,7 +245,7 @@ static PyModuleDef_Slot module_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tornpool.codec._speedups",
-    .m_doc = "C twin of tornpool.codec._pure: MySQL text-protocol row decoding.",
+    .m_doc = "C twin of tornpool.codec._pure and _pure_reader: MySQL text-protocol responses and rows.",
     .m_size = sizeof(modstate),
     .m_methods = module_methods,
     .m_slots = module_slots,
