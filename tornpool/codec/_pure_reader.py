@@ -68,7 +68,7 @@ _COUNT_MSG = "malformed response: column count %d (must be 1..4096)"
 _LENENC_MSG = "malformed response: truncated length-encoded integer in the %s"
 _LENENC_FF_MSG = "malformed response: 0xFF is not a length-encoded integer (in the OK packet)"
 _OK_MSG = "malformed response: OK packet too short for its status and warnings"
-_ERR_MSG = "malformed response: ERR packet shorter than 3 bytes"
+_ERR_MSG = "malformed response: ERR packet shorter than 4 bytes"
 _EOF_MSG = "malformed response: EOF packet shorter than 5 bytes"
 _EARLY_EOF_MSG = "malformed response: EOF packet after %d of %d column definitions"
 _NO_EOF_MSG = "malformed response: the column definitions are not followed by an EOF packet"
@@ -484,7 +484,7 @@ class ResponseReader:
         return self._stop(OK, base, stop, (s + 1) & 0xFF, _DONE)
 
     def _err(self, data: bytes, base: int, p: int, stop: int, s: int) -> int:
-        if stop - p - 4 < 3:
+        if stop - p - 4 < 4:  # marker, errno, and what pymysql.err reads at [3]
             raise ValueError(_ERR_MSG)
         self._error = data[p + 4 : stop]
         self._acc = []

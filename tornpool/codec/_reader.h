@@ -53,7 +53,7 @@ static const char M_LENENC[] = "malformed response: truncated length-encoded int
 static const char M_LENENC_FF[] =
     "malformed response: 0xFF is not a length-encoded integer (in the OK packet)";
 static const char M_OK[] = "malformed response: OK packet too short for its status and warnings";
-static const char M_ERR[] = "malformed response: ERR packet shorter than 3 bytes";
+static const char M_ERR[] = "malformed response: ERR packet shorter than 4 bytes";
 static const char M_EOF[] = "malformed response: EOF packet shorter than 5 bytes";
 static const char M_EARLY_EOF[] = "malformed response: EOF packet after %zd of %zd column definitions";
 static const char M_NO_EOF[] =
@@ -582,7 +582,7 @@ reader_run(ReaderObject *self, const unsigned char *b, Py_ssize_t p, Py_ssize_t 
 err_packet:
     /* an ERR packet at p (complete): its payload, and the response ends */
     plen = pkt_len(b + p);
-    if (plen < 3) {
+    if (plen < 4) { /* marker, errno, and what pymysql.err reads at [3] */
         malformed(M_ERR);
         goto fail;
     }
