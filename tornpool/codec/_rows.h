@@ -39,7 +39,9 @@ call_converter(modstate *st, const column *c, const char *s, Py_ssize_t n)
     return r;
 }
 
-static PyObject *
+/* Forced inline into decode_row, its one caller: the per-value parsers
+ * then inline there too (one copy, shared by decode_rows and the reader). */
+TP_INLINE PyObject *
 convert_value(modstate *st, const column *c, const char *s, Py_ssize_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -97,7 +99,7 @@ may_be_tracked(PyObject *v)
 /* Offsets of each column value in one payload; len < 0 marks NULL.
  * Returns 1 if the payload is exactly ncols well-formed length-encoded
  * strings / NULLs and nothing else. */
-static int
+TP_INLINE int
 split_payload(const unsigned char *b, Py_ssize_t q, Py_ssize_t stop, Py_ssize_t ncols,
               Py_ssize_t *offs, Py_ssize_t *lens)
 {
@@ -150,8 +152,14 @@ split_payload(const unsigned char *b, Py_ssize_t q, Py_ssize_t stop, Py_ssize_t 
 /* The row tuple of the payload b[start..stop) for plan, PyMySQL's
  * _read_row_from_packet: NULL with an exception if a decoder or converter
  * raised, NULL without one if the payload is not exactly plan->ncols
- * well-formed values.  offs/lens hold at least ncols entries. */
-TP_INLINE PyObject *
+ * well-formed values.  offs/lens hold at least ncols entries.
+ * One out-of-line copy for both row loops (decode_rows, the reader): the
+ * call costs a few instructions a row, two inlined copies would cost the
+ * value parsers their inlining. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static PyObject *
 decode_row(modstate *st, PlanObject *plan, const unsigned char *b, Py_ssize_t start,
            Py_ssize_t stop, Py_ssize_t *offs, Py_ssize_t *lens)
 {
