@@ -13,6 +13,10 @@ return are also compared with PyMySQL's ``_read_row_from_packet`` on a
 sample.  Memory growth is tracked with ``tracemalloc`` between two equal
 halves of the run to catch reference leaks.
 
+Then (``--responses``, see ``fuzz/fuzz_reader.py``) whole responses go
+through both ResponseReader twins in random chunks, and random commands
+through both build_command twins, with the same requirement.
+
 Exit status 0 only if there were no differences.  Run it under ASan/UBSan
 with ``fuzz/run_asan.sh``.
 """
@@ -275,6 +279,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "little"))
     ap.add_argument("--reference-every", type=int, default=10,
                     help="compare with PyMySQL's row path on every Nth case")
+    ap.add_argument("--responses", type=int, default=None,
+                    help="responses for the ResponseReader fuzz (default: packets / 10)")
+    ap.add_argument("--split-every", type=int, default=5000,
+                    help="every Nth response carries a row split over 0xFFFFFF-byte packets")
     args = ap.parse_args()
     from tornpool import codec
 
@@ -285,10 +293,45 @@ def main() -> int:
     stats = run(args.packets, args.seed, [codec.pure, codec.speedups], args.reference_every)
     print("RESULT %r" % (stats,))
     leak = stats["tracemalloc_growth_bytes"]
+    failed = stats["diffs"] != 0
     if leak is not None and leak > 256 * 1024:
         print("possible leak: traced memory grew by %d bytes" % leak, file=sys.stderr)
-        return 1
-    return 0 if stats["diffs"] == 0 else 1
+        failed = True
+    nresp = args.packets // 10 if args.responses is None else args.responses
+    if nresp:
+        rstats = run_reader(nresp, args.seed, args.split_every)
+        print("RESULT reader %r" % (rstats,))
+        leak = rstats["tracemalloc_growth_bytes"]
+        if leak is not None and leak > 256 * 1024:
+            print("possible reader leak: traced memory grew by %d bytes" % leak, file=sys.stderr)
+            failed = True
+        failed = failed or rstats["diffs"] != 0
+    return 1 if failed else 0
+
+
+def run_reader(nresp: int, seed: int, split_every: int) -> dict:
+    """The ResponseReader fuzz, with memory traced over its second half."""
+    import fuzz_reader
+    from tornpool import codec
+
+    impls = [(codec.pure_reader, codec.pure), (codec.speedups, codec.speedups)]
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    t0 = time.time()
+    first = fuzz_reader.run(nresp // 2, seed, impls, split_every, log=log)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    second = fuzz_reader.run(nresp - nresp // 2, seed + 10**6, impls, split_every, log=log)
+    gc.collect()
+    growth = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    stats = {k: first[k] + second[k] for k in first}
+    stats["tracemalloc_growth_bytes"] = growth if nresp >= 2000 else None
+    stats["seconds"] = round(time.time() - t0, 1)
+    return stats
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Long fuzz run of the C codec under AddressSanitizer + UndefinedBehaviorSanitizer
-# (+ LeakSanitizer), compared against the pure-Python twin.
+# (+ LeakSanitizer), compared against the pure-Python twin: decode_rows on
+# PACKETS row packets, then ResponseReader/build_command on PACKETS/10 whole
+# responses (fuzz/fuzz_reader.py).
 #
 #   fuzz/run_asan.sh [PACKETS] [SEED] [JOBS]     (defaults: 1000000 1 2)
 #
@@ -11,7 +13,7 @@
 # objects are caught too).  CPython and its C-extension dependencies leave a
 # fixed few KB unfreed at exit, which LeakSanitizer reports; the script
 # therefore also runs a short baseline job and requires the long jobs to leak
-# no more than it does, plus no leak report whose stack names _speedups.c.
+# no more than it does, plus no leak report whose stack names _speedups.c or a part it includes.
 # Reference leaks are also checked inside the fuzzer with tracemalloc.
 # PACKETS are split over JOBS processes with seeds SEED, SEED+1, ...
 set -eu
@@ -24,7 +26,8 @@ CC=${CC:-gcc}
 WORK=${WORK:-$(mktemp -d /tmp/tornpool-asan.XXXXXX)}
 mkdir -p "$WORK/tree/tornpool/codec" "$WORK/logs"
 : > "$WORK/tree/tornpool/__init__.py"
-cp "$HERE/tornpool/codec/__init__.py" "$HERE/tornpool/codec/_pure.py" "$WORK/tree/tornpool/codec/"
+cp "$HERE/tornpool/codec/__init__.py" "$HERE/tornpool/codec/_pure.py" \
+    "$HERE/tornpool/codec/_pure_reader.py" "$WORK/tree/tornpool/codec/"
 INC=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 SUFFIX=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 "$CC" -shared -fPIC -O1 -g -std=c99 -Wall -Wextra -Wno-unused-parameter \
@@ -65,7 +68,7 @@ echo "--- results"
 cat "$WORK"/logs/out.job* || true
 grep -h "DIFF" "$WORK"/logs/err.* || true
 crashes=$(cat "$WORK"/logs/asan.* "$WORK"/logs/ubsan.* 2>/dev/null | grep -c -E "ERROR: AddressSanitizer|runtime error" || true)
-ours=$(cat "$WORK"/logs/asan.* 2>/dev/null | grep -c "_speedups\.c" || true)
+ours=$(cat "$WORK"/logs/asan.* 2>/dev/null | grep -c -E "codec/_(speedups\.c|[a-z_]+\.h)" || true)
 base=$(leaked baseline)
 total=0
 i=0
@@ -75,6 +78,6 @@ while [ "$i" -lt "$JOBS" ]; do
     i=$((i + 1))
 done
 echo "sanitizer errors: $crashes"
-echo "LeakSanitizer: largest per-job leak at exit $total bytes vs baseline (20k packets) $base bytes; stack frames in _speedups.c: $ours"
+echo "LeakSanitizer: largest per-job leak at exit $total bytes vs baseline (20k packets) $base bytes; stack frames in the codec sources: $ours"
 echo "fuzzer exit status: $status"
 [ "$status" -eq 0 ] && [ "$crashes" -eq 0 ] && [ "$ours" -eq 0 ] && [ "$total" -le $((base + 65536)) ]

@@ -159,8 +159,6 @@ def decode_rows(
 def _decode(
     data: bytes, base: int, seq: int, plan: Plan
 ) -> Tuple[list[Tuple[Any, ...]], int, int]:
-    cols = plan._cols
-    ncols = len(cols)
     rows: list[Tuple[Any, ...]] = []
     append = rows.append
     n = len(data)
@@ -176,24 +174,35 @@ def _decode(
         first = data[start]
         if first == 0xFF or (first == 0xFE and plen < 9):
             break
-        spans = _split(data, start, stop, ncols)
-        if spans is None:
+        row = decode_row(data, start, stop, plan)
+        if row is None:
             break
-        row: list[Any] = []
-        for (encoding, converter), span in zip(cols, spans):
-            if span is None:
-                row.append(None)
-                continue
-            value: Any = data[span[0] : span[1]]
-            if encoding is not None:
-                value = value.decode(encoding)
-            if converter is not None:
-                value = converter(value)
-            row.append(value)
-        append(tuple(row))
+        append(row)
         seq = (seq + 1) & 0xFF
         p = stop
     return rows, base + p, seq
+
+
+def decode_row(data: bytes, start: int, stop: int, plan: Plan) -> Optional[Tuple[Any, ...]]:
+    """The row tuple of the payload ``data[start:stop]``, as PyMySQL's
+    ``_read_row_from_packet`` builds it, or None if the payload is not
+    exactly ``plan.ncols`` well-formed values.  Decoder and converter
+    exceptions propagate.  (Shared with the response reader.)"""
+    spans = _split(data, start, stop, plan.ncols)
+    if spans is None:
+        return None
+    row: list[Any] = []
+    for (encoding, converter), span in zip(plan._cols, spans):
+        if span is None:
+            row.append(None)
+            continue
+        value: Any = data[span[0] : span[1]]
+        if encoding is not None:
+            value = value.decode(encoding)
+        if converter is not None:
+            value = converter(value)
+        row.append(value)
+    return tuple(row)
 
 
 def _split(
