@@ -211,7 +211,7 @@ class Soak:
                     return 1
                 await asyncio.sleep(0.05)
         self.report(t0, final=True)
-        leased = len(self.pool.policy.leased())
+        leased = len(self.pool.engine.leases())
         await self.pool.close()
         left = -1
         for _ in range(40):

@@ -13,6 +13,7 @@ from tornado import gen
 
 from tornpool.errors import (
     CommandTimeout,
+    ConnectionLost,
     ConnectionReleased,
     DSNError,
     ForeignConnection,
@@ -24,7 +25,7 @@ from tornpool.errors import (
 )
 from tornpool.pool import Pool
 from tornpool.dsn import parse_dsn
-from tornpool._policy import STATS_KEYS
+from tornpool.pool import STATS_KEYS
 
 
 def admin(dsn: str) -> Any:
@@ -45,7 +46,7 @@ def kill(dsn: str, thread_id: int) -> None:
 def assert_consistent(pool: Pool) -> None:
     s = pool.stats()
     assert s["requests_waiting"] == 0
-    assert not pool.policy.leased()
+    assert not pool.engine.leases()
     assert s["pool_size"] <= s["pool_max"]
 
 
@@ -54,7 +55,7 @@ def assert_consistent(pool: Pool) -> None:
 
 def test_constructor_touches_no_loop(mariadb_dsn: str) -> None:
     pool = Pool(mariadb_dsn, size=2)
-    assert pool.policy.loop is None
+    assert pool.loop is None
     assert pool.size == 2 and pool.max_size == 2
     with pytest.raises(ValueError):
         Pool(mariadb_dsn, size=3, max_size=2)
@@ -230,7 +231,7 @@ async def test_waiter_deadlines_out_of_arrival_order(mariadb_dsn: str) -> None:
         assert_consistent(pool)
         # the timer stops once no waiter is left to time out
         await asyncio.sleep(0.7)
-        assert pool.policy._wake is None and not pool.policy._deadlines
+        assert not pool.engine.deadline_timer_armed
 
 
 @pytest.mark.gen_test
@@ -381,8 +382,9 @@ async def test_fatal_error_evicts(mariadb_dsn: str) -> None:
             task = asyncio.ensure_future(c.execute("SELECT SLEEP(5)"))
             await asyncio.sleep(0.1)
             await asyncio.get_running_loop().run_in_executor(None, kill, mariadb_dsn, tid)
-            with pytest.raises(OperationalError):
+            with pytest.raises(ConnectionLost) as lost:
                 await task
+            assert lost.value.args[0] in (1927, 2013)  # connection killed / lost
         tid2 = (await pool.execute("SELECT CONNECTION_ID()")).fetchone()[0]
         assert tid2 != tid
         assert_consistent(pool)
@@ -408,8 +410,6 @@ async def test_release_rolls_back_open_transaction(mariadb_dsn: str) -> None:
         await pool.execute("DROP TABLE pool_rb")
 
 
-# SSCursor.__del__ on a terminated connection raises inside PyMySQL (reported to core)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.gen_test
 async def test_released_mid_query_or_unread_result_is_closed(mariadb_dsn: str) -> None:
     from tornpool.cursors import SSCursor
@@ -430,7 +430,7 @@ async def test_released_mid_query_or_unread_result_is_closed(mariadb_dsn: str) -
         await asyncio.sleep(0.05)
         pool.putconn(conn)
         assert raw.closed
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionLost):
             await task
         assert (await pool.execute("SELECT 1")).fetchone() == (1,)
         assert pool.stats()["returns_bad"] == 2
@@ -465,9 +465,22 @@ async def test_leak_warning_names_acquirer(mariadb_dsn: str, caplog: Any) -> Non
 @pytest.mark.gen_test
 async def test_command_timeout_closes_connection(mariadb_dsn: str) -> None:
     async with Pool(mariadb_dsn, size=1, max_size=2) as pool:
+        (before,) = (await pool.execute("SELECT CONNECTION_ID()")).fetchone()
         with pytest.raises(CommandTimeout):
             await pool.execute("SELECT SLEEP(3)", timeout=0.2)
-        assert (await pool.execute("SELECT 1")).fetchone() == (1,)
+        # the connection that ran it is gone -- on the server too (reaped) --
+        # and another one serves
+        (after,) = (await pool.execute("SELECT CONNECTION_ID()")).fetchone()
+        assert after != before
+        for _ in range(100):
+            cur = await pool.execute(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE id = %s", (before,))
+            if cur.fetchone() == (0,):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the timed-out connection is still on the server")
+        assert pool.stats()["connections_lost"] >= 1
         assert_consistent(pool)
 
 
@@ -528,12 +541,18 @@ async def test_closed_pool_foreign_conn_double_close(mariadb_dsn: str) -> None:
 async def test_resize_and_drain(mariadb_dsn: str) -> None:
     async with Pool(mariadb_dsn, size=1, max_size=2) as pool:
         pool.resize(3, 4)
-        await pool.policy.wait_filled(5)
+        await pool.engine.wait_filled(5)
         assert pool.stats()["pool_size"] == 3
-        before = {(await pool.execute("SELECT CONNECTION_ID()")).fetchone()[0]}
+        # every connection the pool has now, seen by three overlapping queries
+        curs = await asyncio.gather(*[pool.execute("SELECT CONNECTION_ID(), SLEEP(0.05)")
+                                      for _ in range(3)])
+        before = {c.fetchone()[0] for c in curs}
+        assert len(before) == 3
         await pool.drain()
-        after = (await pool.execute("SELECT CONNECTION_ID()")).fetchone()[0]
-        assert after not in before
+        curs = await asyncio.gather(*[pool.execute("SELECT CONNECTION_ID(), SLEEP(0.05)")
+                                      for _ in range(3)])
+        after = {c.fetchone()[0] for c in curs}
+        assert not after & before  # all replaced
         pool.resize(1, 1)
         await asyncio.sleep(0.1)
         assert pool.stats()["pool_size"] <= 1
@@ -615,7 +634,7 @@ async def test_growth_only_while_waiters_outnumber_connects(mariadb_dsn: str) ->
         w = asyncio.ensure_future(pool.getconn())
         await asyncio.sleep(0)
         # one waiter -> at most one connect in flight, whatever the headroom
-        assert pool.policy._pending <= 1
+        assert pool.engine.connecting <= 1
         got = await w
         pool.putconn(got)
         pool.putconn(held)
@@ -623,15 +642,42 @@ async def test_growth_only_while_waiters_outnumber_connects(mariadb_dsn: str) ->
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_abandoned_connection_reaped_and_cap_one(mariadb_dsn: str) -> None:
-    # max_size=1 and the only connection abandoned mid-statement: the pool keeps
-    # counting it until the server dropped it, and serves again within reap_timeout
+async def test_abandoned_connection_is_killed_on_the_server_before_it_stops_counting(
+    mariadb_dsn: str,
+) -> None:
+    # A statement cut off by its timeout keeps running on the server; the pool
+    # KILLs it through another pooled connection and keeps counting it until
+    # the server no longer lists it -- long before SLEEP(30) would end.
+    async with Pool(mariadb_dsn, size=2, max_size=2) as pool:
+        async with pool.acquire() as c:
+            victim = c.thread_id
+            with pytest.raises(CommandTimeout):
+                await c.execute("SELECT SLEEP(30)", timeout=0.1)
+        t0 = time.monotonic()
+        while pool.engine.reaping:
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - t0 < 5
+        cur = await pool.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE id = %s",
+                                 (victim,))
+        assert cur.fetchone() == (0,)
+        assert_consistent(pool)
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_cap_one_waits_reap_timeout_for_an_abandoned_connection(mariadb_dsn: str) -> None:
+    # max_size=1 and the only connection abandoned mid-statement: no other
+    # connection may exist to KILL it, so the pool keeps it counted for
+    # reap_timeout (trusting the server to have dropped it by then), and
+    # only then opens a replacement (documented in docs/pool.md).
     async with Pool(mariadb_dsn, size=1, max_size=1) as pool:
         with pytest.raises(CommandTimeout):
-            await pool.execute("SELECT SLEEP(1.5)", timeout=0.1)
+            await pool.execute("SELECT SLEEP(1)", timeout=0.1)
+        assert pool.engine.reaping == 1
         t0 = time.monotonic()
         assert (await pool.execute("SELECT 1", timeout=5)).fetchone() == (1,)
-        assert time.monotonic() - t0 < 3.0
+        waited = time.monotonic() - t0
+        assert 1.5 <= waited < 4.0  # reap_timeout is 2 s
+        assert pool.stats()["pool_size"] == 1
         assert_consistent(pool)
 
 

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 import pymysql
 import pytest
 
-from tornpool._policy import PoolUnavailable
+from tornpool.errors import PoolUnavailable
 from tornpool.errors import MySQLError, OperationalError, PoolTimeout
 from tornpool.pool import Pool
 from tornpool.testing import FaultProxy, MariaDBServer

@@ -13,11 +13,12 @@ greenlet bridge; connections are handed out as awaitables that also work with
 (2,)
 """
 
+import logging
+
 from tornpool import errors
+from tornpool.async_cursor import AsyncCursor
 from tornpool.connection import Connection, connect
 from tornpool.cursors import Cursor, DictCursor, SSCursor, SSDictCursor
-from tornpool._policy import PoolPolicy
-from tornpool._pool_base import Lease
 from tornpool.dsn import parse_dsn
 from tornpool.errors import (
     CommandTimeout,
@@ -46,9 +47,13 @@ from tornpool.errors import (
     ProgrammingError,
     WrongEventLoop,
 )
-from tornpool.pool import Pool, PoolConnection
+from tornpool.pool import Lease, Pool, PoolConnection, PoolEngine
 
 __version__ = "0.1.0"
+
+# Library logging goes through `logging` only: nothing reaches stderr unless
+# the application configures a handler.
+logging.getLogger("tornpool").addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__",
@@ -56,8 +61,9 @@ __all__ = [
     "Connection",
     "Pool",
     "PoolConnection",
-    "PoolPolicy",
+    "PoolEngine",
     "Lease",
+    "AsyncCursor",
     "Cursor",
     "DictCursor",
     "SSCursor",

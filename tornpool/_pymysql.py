@@ -1,24 +1,31 @@
 """The one module that touches PyMySQL internals.
 
-tornpool runs PyMySQL's protocol code unchanged; this module subclasses its
-``Connection`` and ``MySQLResult`` only where the transport or the hot path
-needs it:
+tornpool runs PyMySQL's protocol code unchanged for what the fast path does
+not cover (connect, authentication, TLS, ``LOAD DATA LOCAL``,
+``executemany``, stored procedures, streaming cursors).  This module
+subclasses PyMySQL's ``Connection`` and ``MySQLResult`` only where the
+transport or the hot path needs it, and offers the few PyMySQL-derived
+pieces the fast path needs (column metadata, query formatting, server
+errors), so that nothing else in tornpool depends on PyMySQL's private names.
 
-* :meth:`GreenConnection.connect` takes the :class:`~tornpool.green.GreenSocket`
-  built by :mod:`tornpool.connection` and swaps PyMySQL's ``SSLContext`` for a
-  proxy that upgrades the IOStream in place.
+* :meth:`GreenConnection.connect` runs the handshake over a
+  :class:`~tornpool.green.GreenSocket` and swaps PyMySQL's ``SSLContext`` for
+  a proxy that upgrades the transport in place.
 * :meth:`GreenConnection._read_packet` slices complete packets straight out of
-  the socket's receive buffer (one call per packet instead of two reads).
+  the wire's receive buffer (one call per packet instead of two reads).
 * :class:`GreenResult` decodes every complete row packet in the buffer with one
   codec call, caches column metadata keyed by its raw bytes, and never does I/O
   from ``__del__`` (PyMySQL's does, which must not happen outside the worker).
+* :class:`Shape` is what a result's column block decodes to (fields,
+  description, converters, codec plan, dict keys), shared by both paths.
 
 PyMySQL's private names used here, all in the tested range (see setup.py):
 ``Connection._read_packet``, ``_read_bytes``, ``_force_close``,
-``_read_query_result``, ``_next_seq_id``, ``_result``, ``_sock``, ``_rfile``,
+``_read_query_result``, ``_next_seq_id``, ``_result``, ``_sock``,
 ``_secure``, ``_current_timeout`` (1.2.1+), ``ctx``; ``MySQLResult``'s
 ``_get_descriptions``, ``_read_rowdata_packet``, ``_read_row_from_packet``,
-``_check_packet_is_eof``, ``converters``, ``fields``, ``unbuffered_active``.
+``_check_packet_is_eof``, ``converters``, ``fields``, ``unbuffered_active``;
+``Cursor._do_get_result``, ``_rows``.
 """
 
 from __future__ import annotations
@@ -31,15 +38,17 @@ from pymysql import connections as _conns
 from pymysql import converters as _converters
 from pymysql import cursors as _cursors
 from pymysql import err
-from pymysql.constants import CR, FIELD_TYPE, SERVER_STATUS
+from pymysql.constants import CLIENT, CR, FIELD_TYPE, SERVER_STATUS
 from pymysql.protocol import FieldDescriptorPacket, MysqlPacket
 
-from tornpool.green import GreenSocket, TLSContextProxy
-
 from tornpool import codec as _codec
+from tornpool.green import GreenSocket, TLSContextProxy
+from tornpool.wire import Wire
 
 MAX_PACKET_LEN = _conns.MAX_PACKET_LEN
 TEXT_TYPES = _conns.TEXT_TYPES
+#: Client capability asking the server to flag session-state changes.
+CLIENT_SESSION_TRACK = CLIENT.SESSION_TRACK
 
 #: Server and client error numbers after which a connection is unusable.
 FATAL_ERRNOS = frozenset(
@@ -68,12 +77,14 @@ class GreenConnection(_conns.Connection):
     """A PyMySQL connection whose socket is a :class:`GreenSocket`."""
 
     _gsock: GreenSocket | None = None
+    _wire: Wire | None = None
     _next_seq_id: int
+    _result: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["defer_connect"] = True
         super().__init__(*args, **kwargs)
-        self._meta_cache: dict[bytes, _Shape] = {}
+        self._meta_cache: dict[bytes, Shape] = {}
         self._plan_cache: dict[tuple[Any, ...], Any] = {}
 
     def _create_ssl_ctx(self, sslp: Any) -> Any:
@@ -95,6 +106,7 @@ class GreenConnection(_conns.Connection):
         if sock is None:
             raise err.InterfaceError(0, "tornpool.connect() opens the transport; use it")
         self._gsock = sock
+        self._wire = sock.wire
         ctx = getattr(self, "ctx", None)
         if isinstance(ctx, ssl.SSLContext):
             self.ctx = TLSContextProxy(ctx)
@@ -129,21 +141,23 @@ class GreenConnection(_conns.Connection):
     def _take_payload(self) -> bytes | None:
         """Slice the next packet's payload out of the buffer if it is complete,
         in sequence and a single packet (< 16 MiB); None otherwise."""
-        sock = self._gsock
-        if sock is None:
+        wire = self._wire
+        if wire is None:
             return None
-        pos = sock.pos
-        avail = sock.end - pos
+        pos = wire.pos
+        avail = wire.end - pos
         if avail < 4:
             return None
-        buf = sock.buf
+        buf = wire.buf
         size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
         if size >= MAX_PACKET_LEN or avail < size + 4 or buf[pos + 3] != self._next_seq_id:
             return None
         start = pos + 4
-        sock.pos = start + size
+        wire.pos = start + size
         self._next_seq_id = (self._next_seq_id + 1) & 0xFF
-        return bytes(sock.view[start : start + size])
+        data = bytes(wire.view[start : start + size])
+        wire.consumed_all()
+        return data
 
     def _fill_next_packet(self) -> bool:
         """Wait until the next packet is wholly buffered, when it is an
@@ -151,23 +165,23 @@ class GreenConnection(_conns.Connection):
 
         :returns: True if it had to wait for bytes (the caller retries).
         """
-        sock = self._gsock
-        assert sock is not None
+        wire = self._wire
+        assert wire is not None
         waited = False
-        if sock.end - sock.pos < 4:
+        if wire.end - wire.pos < 4:
             self._fill(4)
             waited = True
-        pos = sock.pos
-        buf = sock.buf
+        pos = wire.pos
+        buf = wire.buf
         size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
-        if size < MAX_PACKET_LEN and buf[pos + 3] == self._next_seq_id and sock.end - pos < size + 4:
+        if size < MAX_PACKET_LEN and buf[pos + 3] == self._next_seq_id and wire.end - pos < size + 4:
             self._fill(size + 4)
             waited = True
         return waited
 
     def _read_packet(self, packet_type: type[MysqlPacket] = MysqlPacket) -> MysqlPacket:
         """Read one packet; complete packets are sliced from the buffer directly."""
-        if self._gsock is None or self._sock is None:
+        if self._wire is None or self._sock is None:
             return super()._read_packet(packet_type)
         data = self._take_payload()
         if data is None and self._fill_next_packet():
@@ -205,6 +219,37 @@ class GreenConnection(_conns.Connection):
         result = self._result
         return result is not None and bool(result.unbuffered_active or result.has_next)
 
+    @property
+    def streaming(self) -> bool:
+        """A streaming (unbuffered) result is being read."""
+        result = self._result
+        return result is not None and bool(result.unbuffered_active)
+
+    @property
+    def more_results(self) -> bool:
+        """The last (finished) result announced further result sets."""
+        result = self._result
+        return result is not None and not result.unbuffered_active and bool(result.has_next)
+
+    @property
+    def next_seq(self) -> int:
+        """Sequence id of the next packet PyMySQL expects."""
+        return self._next_seq_id
+
+    def forget_result(self) -> None:
+        """Drop PyMySQL's reference to its last result (the connection takes
+        over whatever it left on the wire)."""
+        self._result = None
+
+    def finish_streaming(self) -> None:
+        """Read and drop the rest of an unfinished streaming result and any
+        result sets after it (worker only)."""
+        result = self._result
+        if result is not None and result.unbuffered_active:
+            result._finish_unbuffered_query()
+        while self._result is not None and self._result.has_next:
+            self.next_result()
+
     def drop(self) -> None:
         """Close the socket at once, without COM_QUIT."""
         if self._sock is not None:
@@ -223,6 +268,15 @@ class GreenConnection(_conns.Connection):
         affected: int = result.affected_rows
         return affected
 
+    def finish_local_infile(self, seq: int, cursor: Any) -> None:
+        """Continue a ``COM_QUERY`` the fast path sent whose reply is a
+        ``LOAD DATA LOCAL INFILE`` request: answer it with the file and read
+        the final result into ``cursor`` (a PyMySQL cursor).  Worker only."""
+        self._next_seq_id = seq
+        self._result = None
+        self._read_query_result()
+        cursor._do_get_result()
+
     def plan_for(self, converters: list[tuple[str | None, Any]]) -> Any:
         """The codec plan for these converters (cached per connection)."""
         key = tuple(converters)
@@ -232,6 +286,17 @@ class GreenConnection(_conns.Connection):
                 self._plan_cache.clear()
             plan = self._plan_cache[key] = _codec.make_plan(converters)
         return plan
+
+    def shape_for(self, block: bytes, field_count: int) -> Shape:
+        """The :class:`Shape` of a column block given as raw packets
+        (headers included), for the fast path's metadata cache."""
+        payloads = []
+        p = 0
+        for _ in range(field_count + 1):
+            size = block[p] | (block[p + 1] << 8) | (block[p + 2] << 16)
+            payloads.append(block[p + 4 : p + 4 + size])
+            p += size + 4
+        return Shape(self, payloads)
 
 
 class GreenResult(_conns.MySQLResult):
@@ -252,18 +317,16 @@ class GreenResult(_conns.MySQLResult):
         """PyMySQL's ``read`` with the usual result-set header (a one-byte
         column count) taken straight from the buffer."""
         conn: GreenConnection = self.connection
-        sock = conn._gsock
-        if sock is not None:
-            if sock.end - sock.pos < 5:
-                # Nothing of the reply is here yet (the command was just
-                # sent): wait for it first, so that the fast path below can
-                # see it.  Every first packet of a reply (OK, error, result
-                # header, LOCAL INFILE request) takes at least 5 bytes.
+        wire = conn._wire
+        if wire is not None:
+            if wire.end - wire.pos < 5:
+                # Every first packet of a reply (OK, error, result header,
+                # LOCAL INFILE request) takes at least 5 bytes.
                 conn._fill(5)
-            pos = sock.pos
-            buf = sock.buf
+            pos = wire.pos
+            buf = wire.buf
             if (
-                sock.end - pos >= 5
+                wire.end - pos >= 5
                 and buf[pos] == 1
                 and buf[pos + 1] == 0
                 and buf[pos + 2] == 0
@@ -271,7 +334,7 @@ class GreenResult(_conns.MySQLResult):
                 and 1 <= buf[pos + 4] <= 250
             ):
                 self.field_count = buf[pos + 4]
-                sock.pos = pos + 5
+                wire.pos = pos + 5
                 conn._next_seq_id = (conn._next_seq_id + 1) & 0xFF
                 try:
                     self._get_descriptions()
@@ -283,14 +346,14 @@ class GreenResult(_conns.MySQLResult):
 
     def _get_descriptions(self) -> None:
         conn: GreenConnection = self.connection
-        sock = conn._gsock
+        wire = conn._wire
         shape = None
-        if sock is not None:
+        if wire is not None:
             # The column definitions and their EOF, when all in the buffer, are
             # one slice: the cache key for everything derived from them.
-            buf = sock.buf
-            pos = p = sock.pos
-            end = sock.end
+            buf = wire.buf
+            pos = p = wire.pos
+            end = wire.end
             seq = conn._next_seq_id
             for _ in range(self.field_count + 1):
                 if end - p < 4:
@@ -301,19 +364,19 @@ class GreenResult(_conns.MySQLResult):
                 p += size + 4
                 seq = (seq + 1) & 0xFF
             else:
-                key = bytes(sock.view[pos:p])
+                key = bytes(wire.view[pos:p])
                 shape = conn._meta_cache.get(key)
                 if shape is None or not shape.fits(conn):
-                    shape = _Shape(conn, self.field_count)
+                    shape = Shape(conn, [conn._read_payload() for _ in range(self.field_count + 1)])
                     if shape.eof_ok:
                         if len(conn._meta_cache) >= METADATA_CACHE_SIZE:
                             conn._meta_cache.clear()
                         conn._meta_cache[key] = shape
                 else:
-                    sock.pos = p
+                    wire.pos = p
                     conn._next_seq_id = seq
         if shape is None:
-            shape = _Shape(conn, self.field_count)
+            shape = Shape(conn, [conn._read_payload() for _ in range(self.field_count + 1)])
         assert shape.eof_ok, "Protocol error, expecting EOF"
         self.fields = shape.fields
         self.description = shape.description
@@ -322,22 +385,22 @@ class GreenResult(_conns.MySQLResult):
 
     def _read_rowdata_packet(self) -> None:
         conn: GreenConnection = self.connection
-        sock = conn._gsock
+        wire = conn._wire
         rows: list[tuple[Any, ...]] = []
         plan = self._plan  # set by _get_descriptions with the converters
         decode = _codec.decode_rows
         while True:
-            if sock is not None:
-                got, pos, seq = decode(sock.buf, sock.pos, sock.end, conn._next_seq_id, plan)
+            if wire is not None:
+                got, pos, seq = decode(wire.buf, wire.pos, wire.end, conn._next_seq_id, plan)
                 if got:
                     rows.extend(got)
-                    sock.pos = pos
+                    wire.pos = pos
                     conn._next_seq_id = seq
                 # The common stop: a complete 5-byte EOF packet ends the result.
-                pos = sock.pos
-                buf = sock.buf
+                pos = wire.pos
+                buf = wire.buf
                 if (
-                    sock.end - pos >= 9
+                    wire.end - pos >= 9
                     and buf[pos + 4] == 0xFE
                     and buf[pos] == 5
                     and buf[pos + 1] == 0
@@ -345,8 +408,10 @@ class GreenResult(_conns.MySQLResult):
                     and buf[pos + 3] == conn._next_seq_id
                 ):
                     self.warning_count, server_status = _EOF_BODY.unpack_from(buf, pos + 5)
+                    self.server_status = server_status
                     self.has_next = server_status & SERVER_STATUS.SERVER_MORE_RESULTS_EXISTS
-                    sock.pos = pos + 9
+                    wire.pos = pos + 9
+                    wire.consumed_all()
                     conn._next_seq_id = (conn._next_seq_id + 1) & 0xFF
                     self.connection = None
                     break
@@ -365,29 +430,41 @@ class GreenResult(_conns.MySQLResult):
         self.rows = tuple(rows)
 
 
-class _Shape:
+class Shape:
     """What a result's column definitions decode to, cached per connection by
-    their raw bytes: fields, description, converters and codec plan.
+    their raw bytes: fields, description, converters, codec plan, and the
+    keys a dict cursor uses.
 
     Converters come from ``conn.decoders`` when a shape is first seen; the
     entry is reused only while the connection's ``decoders`` object,
-    ``use_unicode`` and ``encoding`` are the same ones.
+    ``use_unicode`` and ``encoding`` are the same ones (:meth:`fits`).
     """
 
-    __slots__ = ("fields", "description", "converters", "plan", "eof_ok", "_decoders", "_unicode", "_encoding")
+    __slots__ = (
+        "fields", "description", "converters", "plan", "eof_ok", "dict_keys",
+        "_decoders", "_unicode", "_encoding",
+    )
 
-    def __init__(self, conn: GreenConnection, field_count: int) -> None:
-        read = conn._read_payload
+    def __init__(self, conn: GreenConnection, payloads: list[bytes]) -> None:
         encoding = conn.encoding
-        self.fields = [FieldDescriptorPacket(read(), encoding) for _ in range(field_count)]
+        self.fields = [FieldDescriptorPacket(p, encoding) for p in payloads[:-1]]
         self.description = tuple(f.description() for f in self.fields)
-        eof = read()
+        eof = payloads[-1]
         self.eof_ok = eof[:1] == b"\xfe" and len(eof) < 9
         self._decoders = conn.decoders
         self._unicode = conn.use_unicode
         self._encoding = encoding
         self.converters = _converters_for(self.fields, conn)
         self.plan = conn.plan_for(self.converters)
+        # PyMySQL's DictCursor keys: a repeated column name gets its table's
+        # name in front.
+        keys: list[str] = []
+        for f in self.fields:
+            name = f.name
+            if name in keys:
+                name = f.table_name + "." + name
+            keys.append(name)
+        self.dict_keys = tuple(keys)
 
     def fits(self, conn: GreenConnection) -> bool:
         return (
@@ -443,6 +520,17 @@ def discard_rows(cursor: Any) -> None:
     """Let a buffered PyMySQL cursor forget its rows, without the I/O of its
     ``close()`` (which drains pending result sets)."""
     cursor._rows = None
+
+
+def cursor_rows(cursor: Any) -> Any:
+    """A PyMySQL buffered cursor's rows (tuple, list of dicts, or None)."""
+    return cursor._rows
+
+
+def raise_server_error(payload: bytes) -> None:
+    """Raise the PyMySQL exception for an ERR packet's payload, exactly as
+    PyMySQL would for the same packet."""
+    err.raise_mysql_exception(payload)
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -65,6 +65,8 @@ _PARAMS: dict[str, Callable[[str], Any]] = {
     "auth_plugin_map": _str,
     "server_public_key": _str,
     "bind_address": _str,
+    # tornpool's own: ask the server to flag session-state changes (default on)
+    "session_track": _bool,
 }
 
 # Aliases users bring from other drivers.

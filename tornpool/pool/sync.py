@@ -1,8 +1,8 @@
-"""The blocking face of a :class:`~tornpool.pool.Pool`, for worker threads.
+"""The blocking face of a :class:`~tornpool.Pool`, for worker threads.
 
 Code running in another thread (a thread pool executor, a WSGI worker, a
-script without an event loop) gets the very same pool -- same cap, same
-FIFO queue, same health checks -- through :meth:`Pool.sync`::
+script without an event loop) gets the very same pool -- same cap, same FIFO
+queue, same health checks, same session reset -- through :meth:`Pool.sync`::
 
     sp = pool.sync()
     with sp.connection() as conn:
@@ -15,6 +15,8 @@ If the pool is not bound to a loop yet, :class:`SyncPool` starts one in a
 daemon thread and the pool lives there; :meth:`SyncPool.close` stops it.
 Calling a blocking method from the pool's own loop thread would deadlock,
 so it raises :class:`~tornpool.errors.WrongEventLoop` instead.
+
+Only :class:`tornpool.Pool`'s public API is used here.
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import WrongEventLoop
+from tornpool.errors import WrongEventLoop
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cursors import Cursor, _BaseCursor
-    from .pool import Pool, PoolConnection
+    from tornpool.cursors import Cursor
+    from tornpool.pool.connection import PoolConnection
+    from tornpool.pool.mysql import Pool
 
 __all__ = ["SyncPool", "SyncConnection"]
 
 T = TypeVar("T")
-
 
 
 def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
@@ -43,24 +46,25 @@ def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
     except RuntimeError:
         return False
 
-class SyncPool:
-    """Blocking wrapper around a :class:`~tornpool.pool.Pool`; obtain it
-    with :meth:`Pool.sync`.  Thread-safe."""
 
-    def __init__(self, pool: "Pool") -> None:
+class SyncPool:
+    """Blocking wrapper around a :class:`~tornpool.Pool`; obtain it with
+    :meth:`Pool.sync`.  Thread-safe."""
+
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self._lock = threading.Lock()
-        self._own_loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
+        self._own_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
     def _target_loop(self) -> asyncio.AbstractEventLoop:
-        loop = self.pool.policy.loop
+        loop = self.pool.loop
         if loop is not None:
             return loop
         with self._lock:
-            loop = self.pool.policy.loop
+            loop = self.pool.loop
             if loop is not None:
                 return loop
             if self._own_loop is None:
@@ -69,23 +73,18 @@ class SyncPool:
                                           name="tornpool-%s" % self.pool.name)
                 thread.start()
                 self._own_loop, self._thread = own, thread
-
-                async def bind() -> None:
-                    self.pool.policy._bind()
-
-                asyncio.run_coroutine_threadsafe(bind(), own).result()
             return self._own_loop
 
     def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn()`` (a coroutine factory) on the pool's loop and block
-        until it finishes; returns its result or raises its exception.
+        """Run ``fn()`` (a factory of an awaitable) on the pool's loop and
+        block until it finishes; returns its result or raises its exception.
 
         :raises WrongEventLoop: called from the pool's own loop thread.
         """
         loop = self._target_loop()
         if _runs_here(loop):
-            raise WrongEventLoop("blocking pool call from the pool's own event loop thread "
-                                 "would deadlock; await the async API instead")
+            raise WrongEventLoop(0, "blocking pool call from the pool's own event loop thread "
+                                    "would deadlock; await the async API instead")
 
         async def run() -> T:
             return await fn()
@@ -94,15 +93,16 @@ class SyncPool:
 
     # -- API ---------------------------------------------------------------------------
 
-    def connect(self) -> "SyncPool":
+    def connect(self) -> SyncPool:
         """Open ``size`` connections (see :meth:`Pool.connect`)."""
         self.call(self.pool.connect)
         return self
 
     @contextlib.contextmanager
-    def connection(self, timeout: Optional[float] = None) -> Iterator["SyncConnection"]:
+    def connection(self, timeout: float | None = None) -> Iterator[SyncConnection]:
         """``with sp.connection() as conn:`` a connection for this block,
-        given back on exit (an open transaction is rolled back).
+        given back on exit (the pool rolls back a transaction left open and
+        restores the session).
 
         :raises PoolTimeout, PoolClosed: as :meth:`Pool.getconn`.
         """
@@ -113,40 +113,41 @@ class SyncPool:
             self._release(lease)
 
     @contextlib.contextmanager
-    def transaction(self, timeout: Optional[float] = None) -> Iterator["SyncConnection"]:
+    def transaction(self, timeout: float | None = None) -> Iterator[SyncConnection]:
         """``with sp.transaction() as conn:`` BEGIN, COMMIT on success,
-        ROLLBACK on error."""
-        with self.connection(timeout) as conn:
-            conn.begin()
-            try:
-                yield conn
-            except BaseException:
-                if not conn.lease.closed:
-                    conn.rollback()
-                raise
-            conn.commit()
+        ROLLBACK on error -- the pool's own transaction scope, run on its
+        loop."""
+        scope = self.pool.transaction(timeout=timeout)
+        lease = self.call(scope.__aenter__)
+        try:
+            yield SyncConnection(self, lease)
+        except BaseException as exc:
+            self.call(lambda: scope.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
+        self.call(lambda: scope.__aexit__(None, None, None))
 
-    def _release(self, lease: "PoolConnection") -> None:
+    def _release(self, lease: PoolConnection) -> None:
         loop = self._target_loop()
         if _runs_here(loop):
             lease.release()
         else:
             loop.call_soon_threadsafe(lease.release)
 
-    def execute(self, sql: str, args: Any = None, *, timeout: Optional[float] = None) -> "Cursor":
+    def execute(self, sql: str, args: Any = None, *, timeout: float | None = None) -> Cursor:
         """Blocking :meth:`Pool.execute`; returns a buffered cursor."""
-        return self.call(lambda: self.pool.execute(sql, args, timeout=timeout))
+        cursor: Cursor = self.call(lambda: self.pool.execute(sql, args, timeout=timeout))
+        return cursor
 
     def executemany(self, sql: str, seq_of_args: Iterable[Any], *,
-                    timeout: Optional[float] = None) -> "_BaseCursor":
+                    timeout: float | None = None) -> Cursor:
         """Blocking :meth:`Pool.executemany`."""
         return self.call(lambda: self.pool.executemany(sql, seq_of_args, timeout=timeout))
 
-    def stats(self) -> Any:
+    def stats(self) -> dict[str, int]:
         """Same as :meth:`Pool.stats` (read on the pool's loop)."""
         return self.call(self._stats)
 
-    async def _stats(self) -> Any:
+    async def _stats(self) -> dict[str, int]:
         return self.pool.stats()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -170,22 +171,23 @@ class SyncConnection:
 
     __slots__ = ("_sp", "lease")
 
-    def __init__(self, sp: SyncPool, lease: "PoolConnection") -> None:
+    def __init__(self, sp: SyncPool, lease: PoolConnection) -> None:
         self._sp = sp
         self.lease = lease
 
-    def execute(self, sql: str, args: Any = None, *, timeout: Optional[float] = None) -> "Cursor":
+    def execute(self, sql: str, args: Any = None, *, timeout: float | None = None) -> Cursor:
         """Run one statement; returns a buffered cursor."""
         lease = self.lease
-        return self._sp.call(lambda: lease.execute(sql, args, timeout=timeout))
+        cursor: Cursor = self._sp.call(lambda: lease.execute(sql, args, timeout=timeout))
+        return cursor
 
     def executemany(self, sql: str, seq_of_args: Iterable[Any], *,
-                    timeout: Optional[float] = None) -> "_BaseCursor":
+                    timeout: float | None = None) -> Cursor:
         lease = self.lease
         return self._sp.call(lambda: lease.executemany(sql, seq_of_args, timeout=timeout))
 
     def callproc(self, procname: str, args: Sequence[Any] = (), *,
-                 timeout: Optional[float] = None) -> "_BaseCursor":
+                 timeout: float | None = None) -> Cursor:
         lease = self.lease
         return self._sp.call(lambda: lease.callproc(procname, args, timeout=timeout))
 

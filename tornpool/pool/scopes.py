@@ -1,0 +1,91 @@
+"""The objects :meth:`tornpool.Pool.acquire` and :meth:`tornpool.Pool.transaction`
+return: each is awaitable (so ``yield`` works under ``@gen.coroutine``) and
+an async context manager.
+
+* ``async with pool.acquire() as conn:`` -- a lease for the block.
+* ``conn = await pool.acquire()`` / ``conn = yield pool.acquire()`` -- the
+  lease itself, which is a context manager: ``with (yield pool.acquire()) as
+  conn:`` releases it on exit.
+* ``async with pool.transaction() as conn:`` -- a lease in a transaction:
+  COMMIT on success, ROLLBACK on error, release (see :mod:`tornpool.scope`).
+* ``tx = yield pool.transaction()`` -- a lease with BEGIN done, for generator
+  coroutines: ``yield tx.commit()`` commits; leaving ``with tx:`` without a
+  commit rolls back -- quietly when an exception is on its way, with the
+  pool's "returned inside a transaction" warning otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any
+
+from tornpool.pool.connection import PoolConnection
+from tornpool.scope import transaction_scope
+
+__all__ = ["AcquireScope", "TransactionScope"]
+
+
+class AcquireScope:
+    """Result of :meth:`tornpool.Pool.acquire`: await it, or ``async with`` it."""
+
+    __slots__ = ("_get", "_lease")
+
+    def __init__(self, get: Callable[[], Awaitable[PoolConnection]]) -> None:
+        self._get = get
+        self._lease: PoolConnection | None = None
+
+    def __await__(self) -> Generator[Any, None, PoolConnection]:
+        return self._get().__await__()
+
+    async def __aenter__(self) -> PoolConnection:
+        self._lease = await self._get()
+        return self._lease
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release(quiet=et is not None)
+
+
+class TransactionScope:
+    """Result of :meth:`tornpool.Pool.transaction` without statements."""
+
+    __slots__ = ("_get", "_stack")
+
+    def __init__(self, get: Callable[[], Awaitable[PoolConnection]]) -> None:
+        self._get = get
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def _begin(self) -> PoolConnection:
+        lease = await self._get()
+        try:
+            await lease.begin()
+        except BaseException:
+            lease.release()
+            raise
+        return lease
+
+    def __await__(self) -> Generator[Any, None, PoolConnection]:
+        return self._begin().__await__()
+
+    async def __aenter__(self) -> PoolConnection:
+        lease = await self._get()
+        stack = contextlib.AsyncExitStack()
+        stack.callback(lease.release)
+        try:
+            await stack.enter_async_context(transaction_scope(lease))
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return lease
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return None
+        return await stack.__aexit__(et, e, tb)
