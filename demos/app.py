@@ -22,6 +22,8 @@ import contextlib
 import html
 import os
 import signal
+import socket
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,12 +157,29 @@ def database(dsn: str | None) -> Iterator[str]:
         yield server.dsn
 
 
+def port_taken(address: str, port: int) -> str | None:
+    """Why the demo cannot listen on ``address:port``, or None."""
+    probe = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((address, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        probe.close()
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dsn", default=os.environ.get("TORNPOOL_TEST_DSN"))
     parser.add_argument("--port", type=int, default=8888)
     parser.add_argument("--address", default="127.0.0.1")
     args = parser.parse_args()
+    why = port_taken(args.address, args.port)
+    if why is not None:
+        sys.exit(f"tornpool demo: cannot listen on {args.address}:{args.port} ({why}); "
+                 f"pick another port with --port, e.g. `bash scripts/dev.sh demo --port {args.port + 1}`")
     with database(args.dsn) as dsn:
         asyncio.run(serve(dsn, args.port, args.address))
 

@@ -45,3 +45,22 @@ async def test_demo_pages(mariadb_dsn: str) -> None:
         finally:
             server.stop()
             client.close()
+
+
+def test_demo_on_a_taken_port_says_which_and_how_to_pick_another() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        run = subprocess.run([sys.executable, "-m", "demos.app", "--port", str(port)],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    assert run.returncode == 1
+    assert f"127.0.0.1:{port}" in run.stderr and "--port" in run.stderr
+    assert "Traceback" not in run.stderr
