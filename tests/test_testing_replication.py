@@ -4,6 +4,7 @@ on loopback, real GTID replication, real kills -- no mocks."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,9 +28,12 @@ from tornpool.testing import (
 )
 from tornpool.testing.replica_status import parse_gtid_pos
 
-pytestmark = pytest.mark.skipif(
-    find_mariadbd() is None, reason="no mariadbd binary (apt-get install -y mariadb-server)"
-)
+pytestmark = [
+    pytest.mark.fault,  # every test kills, restarts or reconfigures servers of its own
+    pytest.mark.skipif(
+        find_mariadbd() is None, reason="no mariadbd binary (apt-get install -y mariadb-server)"
+    ),
+]
 
 ER_OPTION_PREVENTS_STATEMENT = 1290  # "running with the --read-only option"
 
@@ -88,9 +92,7 @@ def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield path
     finally:
         monkeypatch.undo()
-        for leftover in path.iterdir():
-            subprocess.run(["rm", "-rf", str(leftover)], check=False)
-        path.rmdir()
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- replication -----------------------------------------------------------

@@ -4,8 +4,9 @@ by GTID over 127.0.0.1.
 
 Part of :mod:`tornpool.testing`; import from there.  Importing this module
 starts nothing and touches no event loop.  Every method blocks (each opens
-its own short admin connection over the server's unix socket), so it may be
-called from any thread, e.g. through ``asyncio.to_thread`` while a pool keeps
+its own short admin connection over the server's unix socket); call them one
+at a time, from the test's thread or from a worker thread (e.g.
+``await asyncio.to_thread(cluster.promote, replica)``) while a pool keeps
 running on the loop.
 """
 
@@ -59,6 +60,7 @@ _READ_ONLY_OPTION = "--read-only=ON"
 # refuses root's writes (MariaDB >= 10.11; before 10.5.2 the privilege does
 # not exist, and before 10.11 SUPER also bypasses read_only).
 _ROOT_ACCOUNTS = ("'root'@'127.0.0.1'", "'root'@'::1'", "'root'@'localhost'")
+
 
 def _run_parallel(calls: List[Callable[[], Any]]) -> None:
     """Run *calls* in threads; re-raise the first exception once all have ended."""
@@ -354,8 +356,9 @@ class ReplicationCluster:
         """Make *replica* the primary: apply what it already received (unless
         *drain* is false; this starts its SQL thread if stopped), then
         ``STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0``.  The old
-        primary leaves the cluster's roles (see :meth:`demote` to bring it
-        back); every other replica is pointed at the new primary.
+        primary leaves the cluster's roles and, if it still runs, stays
+        writable (:meth:`switchover` is the planned swap; :meth:`demote` brings
+        it back); every other replica is pointed at the new primary.
 
         :returns: *replica*, now :attr:`primary`.
         :raises ValueError: *replica* is not one of :attr:`replicas`.
