@@ -9,10 +9,13 @@ Everything here is meant to be reused in *your* test suite as well as ours:
 * :class:`FaultProxy` is a loopback TCP proxy, running in its own thread,
   that adds latency, swallows traffic, resets or half-closes connections and
   refuses new ones, on demand.
+* :class:`ReplicationCluster` starts a primary and read-only replicas
+  (real GTID replication over loopback, each a :class:`MariaDBServer`) and
+  kills, promotes, demotes and delays them on demand.
 * :func:`test_dsn` and the pytest fixtures ``mariadb_dsn``,
-  ``throwaway_mariadb`` and ``tls_mariadb`` (enable them with
-  ``pytest_plugins = ["tornpool.testing"]`` in your top-level
-  ``conftest.py``).
+  ``throwaway_mariadb``, ``tls_mariadb`` and ``mariadb_replication``
+  (enable them with ``pytest_plugins = ["tornpool.testing"]`` in your
+  top-level ``conftest.py``).
 
 Importing this module starts nothing and touches no event loop.  The fixtures
 are defined only when pytest is already imported (which it is whenever this
@@ -20,8 +23,11 @@ module is loaded as a plugin or from a ``conftest.py``); importing
 ``tornpool.testing`` never imports pytest.
 
 The code lives in :mod:`tornpool.testing.server` (``mariadbd`` discovery,
-template datadir, :class:`MariaDBServer`, :func:`test_dsn`) and
-:mod:`tornpool.testing.proxy` (:class:`FaultProxy`); import it from here.
+template datadir, :class:`MariaDBServer`, :func:`test_dsn`),
+:mod:`tornpool.testing.replication` (:class:`ReplicationCluster`),
+:mod:`tornpool.testing.replica_status` (:class:`ReplicaStatus`, the
+replication errors) and :mod:`tornpool.testing.proxy` (:class:`FaultProxy`);
+import it from here.
 
 See ``docs/testing.md`` for a walk-through.
 """
@@ -32,6 +38,8 @@ import sys
 from typing import Any, Callable, Iterator, TypeVar, cast
 
 from .proxy import FaultProxy
+from .replica_status import ReplicaStatus, ReplicationError, ReplicationTimeout
+from .replication import ADMIN_USER, REPLICATION_USER, ReplicationCluster
 from .server import (
     INSTALL_HINT,
     MARIADBD_ENV,
@@ -48,6 +56,12 @@ __all__ = [
     "ServerStartError",
     "MariaDBServer",
     "FaultProxy",
+    "ReplicationCluster",
+    "ReplicaStatus",
+    "ReplicationError",
+    "ReplicationTimeout",
+    "ADMIN_USER",
+    "REPLICATION_USER",
     "find_mariadbd",
     "test_dsn",
     "TEST_DSN_ENV",
@@ -91,4 +105,13 @@ if _pytest is not None:
         with MariaDBServer(tls=True) as srv:
             yield srv
 
-    __all__ += ["mariadb_dsn", "throwaway_mariadb", "tls_mariadb"]
+    @_fixture()
+    def mariadb_replication(request: Any) -> Iterator[ReplicationCluster]:
+        """A started :class:`ReplicationCluster` for this test only: one
+        replica, or as many as ``@pytest.mark.parametrize("mariadb_replication",
+        [N], indirect=True)`` asks for.  Everything is stopped and removed after
+        the test, whether it passed or failed."""
+        with ReplicationCluster(replicas=getattr(request, "param", 1)) as cluster:
+            yield cluster
+
+    __all__ += ["mariadb_dsn", "throwaway_mariadb", "tls_mariadb", "mariadb_replication"]
