@@ -10,7 +10,7 @@ pair figures from different rounds.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -18,6 +18,11 @@ T = TypeVar("T")
 Rounds = list[dict[str, Any]]
 """One dict per round: ``{client: figures}``; a client that failed or was
 skipped in a round is absent from it."""
+
+
+def rounds_of(doc: dict[str, Any]) -> Rounds:
+    """The per-round figures of a results document."""
+    return [r["results"] for r in doc.get("rounds", [])]
 
 
 def rotated(items: Sequence[T], k: int) -> list[T]:
@@ -103,13 +108,3 @@ def machine_line(doc: dict[str, Any]) -> str:
         f"Python {v.get('python')}, Tornado {v.get('tornado')}, server {v.get('server')}",
     ]
     return "; ".join(parts)
-
-
-def unavailable_lines(doc: dict[str, Any]) -> list[str]:
-    """``- name: why`` for every client the run could not measure."""
-    return [f"- {name}: {why}" for name, why in doc.get("unavailable", {}).items()]
-
-
-def each_client(doc: dict[str, Any], render: Callable[[str], list[str]]) -> list[list[str]]:
-    """Table rows for every client of ``doc``, in its listed order."""
-    return [render(c) for c in doc.get("clients", [])]

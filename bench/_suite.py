@@ -8,9 +8,11 @@ and prints the suite's Markdown tables, one set per placement.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,14 @@ class Suite:
     render: Render
 
 
+def parser_for(suite: str, doc: str | None, runs: int, placement: str = "both") -> argparse.ArgumentParser:
+    """An argument parser for ``python -m bench <suite>``, with the common options."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench {suite}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_options(parser, runs, placement)
+    return parser
+
+
 def add_common_options(parser: argparse.ArgumentParser, runs: int, placement: str = "both") -> None:
     parser.add_argument("--dsn", default=os.environ.get("TORNPOOL_TEST_DSN") or None,
                         help="an existing server (default: $TORNPOOL_TEST_DSN, else a throwaway "
@@ -44,6 +54,58 @@ def add_common_options(parser: argparse.ArgumentParser, runs: int, placement: st
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where the JSON results go (default bench/results/)")
     parser.add_argument("--no-save", action="store_true", help="print the tables, write no results file")
+
+
+def choose(given: str, default: Sequence[str], known: Sequence[str], what: str) -> list[str]:
+    """The names of a comma-separated option (``default`` when empty).
+
+    :raises SystemExit: a name is not in ``known``.
+    """
+    names = [n.strip() for n in given.split(",") if n.strip()] if given else list(default)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise SystemExit(f"unknown {what} {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
+    return names
+
+
+def run_child(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> dict[str, Any] | str:
+    """Run one measuring subprocess: the JSON of its last line of output, or why it failed."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout:g} s"
+    if proc.returncode:
+        return "failed: " + (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return got
+
+
+def interleave(doc: dict[str, Any], label: str, runs: int, names: Sequence[str],
+               measure_one: Callable[[str], dict[str, Any] | str]) -> None:
+    """``runs`` rounds of ``measure_one(name)`` for every name, the order
+    rotating from round to round, into ``doc["rounds"]``; a name whose
+    measurement returns an error string -- or a part of whose figures is
+    ``{"error": ...}`` -- goes to ``doc["failures"]`` instead."""
+    from bench._stats import rotated
+
+    doc.setdefault("rounds", [])
+    doc.setdefault("failures", [])
+    for rnd in range(runs):
+        order = rotated(names, rnd)
+        figures: dict[str, Any] = {}
+        for name in order:
+            got = measure_one(name)
+            if isinstance(got, str):
+                doc["failures"].append({"round": rnd + 1, "client": name, "error": got})
+                continue
+            for part, fig in list(got.items()):
+                if isinstance(fig, dict) and "error" in fig:
+                    doc["failures"].append({"round": rnd + 1, "client": name, "scenario": part,
+                                            "error": fig["error"]})
+                    del got[part]
+            figures[name] = got
+        doc["rounds"].append({"order": order, "results": figures})
+        print(f"# {label}: round {rnd + 1}/{runs} done", file=sys.stderr)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import types
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from pymysql.protocol import MysqlPacket
 
 from bench import _stats
 from bench._server import Placed, connect_params
-from bench._suite import Suite, add_common_options, run_suite
+from bench._suite import Suite, interleave, parser_for, run_suite
 from bench.codec_capture import BENCH_TABLE, capture, ensure_bench_table
 
 DECODERS = ("C", "pure", "PyMySQL")
@@ -81,22 +80,19 @@ def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> No
             read(holder, pk)
 
     decoders["PyMySQL"] = pymysql_rows
-    doc.update(clients=list(DECODERS), unavailable=unavailable, rounds=[], failures=[],
+    doc.update(clients=list(DECODERS), unavailable=unavailable,
                capture={"rows": cap.nrows, "bytes": len(buf), "columns": len(cap.converters)})
-    active = [d for d in DECODERS if d in decoders]
-    for rnd in range(args.runs):
-        order = _stats.rotated(active, rnd)
-        figures = {}
-        for name in order:
-            repeat = args.repeat if name == "C" else max(1, args.repeat // 3)
-            figures[name] = {"cpu_us": _cpu_us_per_row(decoders[name], repeat, cap.nrows)}
-        doc["rounds"].append({"order": order, "results": figures})
-    print(f"# codec {placed.placement}: {args.runs} rounds done", file=sys.stderr)
+
+    def one(name: str) -> dict[str, Any]:
+        repeat = args.repeat if name == "C" else max(1, args.repeat // 3)
+        return {"cpu_us": _cpu_us_per_row(decoders[name], repeat, cap.nrows)}
+
+    interleave(doc, f"codec {placed.placement}", args.runs, [d for d in DECODERS if d in decoders], one)
 
 
 def render(doc: dict[str, Any]) -> str:
     """The Markdown table of one ``bench codec`` results document."""
-    rounds = [r["results"] for r in doc["rounds"]]
+    rounds = _stats.rounds_of(doc)
     cap = doc["capture"]
     head = (f"`bench codec`, placement **{doc['placement']}**: {cap['rows']} captured rows x "
             f"{cap['columns']} columns ({cap['bytes']:,} bytes), {len(rounds)} rounds; CPU per row, "
@@ -117,9 +113,7 @@ SUITE = Suite("codec", measure, render)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench codec", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser, runs=5, placement="pinned")
+    parser = parser_for("codec", __doc__, runs=5, placement="pinned")
     parser.add_argument("--rows", type=int, default=10000, help="rows captured (default 10000)")
     parser.add_argument("--repeat", type=int, default=9,
                         help="decodes of the C codec per round; a third as many of the others (default 9)")

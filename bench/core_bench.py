@@ -21,15 +21,13 @@ taken within each round and the table shows their median over the rounds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from typing import Any
 
 from bench import _stats
 from bench._server import Placed
-from bench._suite import Suite, add_common_options, run_suite
+from bench._suite import Suite, choose, interleave, parser_for, run_child, run_suite
 from bench.codec_capture import BENCH_TABLE, ensure_bench_table
 from bench.core_clients import CLIENTS, MODULES
 
@@ -67,41 +65,22 @@ def spawn(client: str, dsn: str, args: argparse.Namespace) -> dict[str, Any] | s
         env.pop("TORNPOOL_CODEC", None)
     cmd = [sys.executable, "-m", "bench.core_clients", client, dsn, str(args.queries),
            str(args.fetches), BENCH_TABLE]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    except subprocess.TimeoutExpired:
-        return "timed out after 900 s"
-    if proc.returncode:
-        return "failed: " + (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-    got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return got
+    return run_child(cmd, env)
 
 
 def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> None:
     prepare(placed.dsn)
-    wanted = [c.strip() for c in args.clients.split(",") if c.strip()] if args.clients else list(CLIENTS)
-    unknown = [c for c in wanted if c not in MODULES]
-    if unknown:
-        raise SystemExit(f"unknown client(s) {', '.join(unknown)}; known: {', '.join(CLIENTS)}")
+    wanted = choose(args.clients, CLIENTS, CLIENTS, "client(s)")
     unavailable = {c: why for c in wanted if (why := why_unavailable(c))}
     active = [c for c in wanted if c not in unavailable]
-    doc.update(clients=wanted, unavailable=unavailable, rounds=[], failures=[])
-    for rnd in range(args.runs):
-        order = _stats.rotated(active, rnd)
-        figures: dict[str, Any] = {}
-        for client in order:
-            got = spawn(client, placed.dsn, args)
-            if isinstance(got, str):
-                doc["failures"].append({"round": rnd + 1, "client": client, "error": got})
-            else:
-                figures[client] = got
-        doc["rounds"].append({"order": order, "results": figures})
-        print(f"# core {placed.placement}: round {rnd + 1}/{args.runs} done", file=sys.stderr)
+    doc.update(clients=wanted, unavailable=unavailable)
+    interleave(doc, f"core {placed.placement}", args.runs, active,
+               lambda client: spawn(client, placed.dsn, args))
 
 
 def render(doc: dict[str, Any]) -> str:
     """The Markdown tables of one ``bench core`` results document."""
-    rounds = [r["results"] for r in doc["rounds"]]
+    rounds = _stats.rounds_of(doc)
     opts = doc["options"]
     head = (f"`bench core`, placement **{doc['placement']}**: {len(rounds)} rounds, "
             f"{opts['queries']} x SELECT 1, {opts['fetches']} x {ROWS}-row fetch per round; "
@@ -110,8 +89,13 @@ def render(doc: dict[str, Any]) -> str:
     def row(client: str) -> list[str]:
         if client in doc["unavailable"]:
             return [client, doc["unavailable"][client]]
-        med = lambda *path: _stats.median_over_rounds(rounds, client, path)  # noqa: E731
-        rat = lambda base, *path: _stats.ratio(_stats.median_ratio(rounds, client, base, path))  # noqa: E731
+
+        def med(*path: str) -> float | None:
+            return _stats.median_over_rounds(rounds, client, path)
+
+        def rat(base: str, *path: str) -> str:
+            return _stats.ratio(_stats.median_ratio(rounds, client, base, path))
+
         return [client,
                 _stats.fmt(med("select1", "cpu_us")), rat("asyncmy", "select1", "cpu_us"),
                 rat("pymysql", "select1", "cpu_us"), _stats.fmt(med("select1", "wall_us")),
@@ -131,9 +115,7 @@ SUITE = Suite("core", measure, render)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench core", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser, runs=5)
+    parser = parser_for("core", __doc__, runs=5)
     parser.add_argument("--queries", type=int, default=5000, help="SELECT 1 per round (default 5000)")
     parser.add_argument("--fetches", type=int, default=5, help="10k-row fetches per round (default 5)")
     parser.add_argument("--clients", default="", help=f"comma-separated subset of {','.join(CLIENTS)}")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import socket
 import sys
 import time
@@ -42,7 +43,7 @@ import pymysql
 
 from bench import _stats
 from bench._server import Placed, connect_params, peer_params
-from bench._suite import Suite, add_common_options, run_suite
+from bench._suite import Suite, parser_for, run_suite
 
 QUERY = b"\x09\x00\x00\x00\x03SELECT 1"
 CONCURRENT = 10
@@ -152,7 +153,7 @@ async def protocol_layers(dsn: str) -> list[Layer]:
     for name, factory in (("asyncio Protocol", _Protocol), ("asyncio BufferedProtocol", _BufferedProtocol)):
         keep, sock, size = _raw_socket(dsn)
         sock.setblocking(False)
-        transport, proto = await loop.create_connection(lambda f=factory, s=size: f(s), sock=sock)
+        transport, proto = await loop.create_connection(functools.partial(factory, size), sock=sock)
 
         async def run(n: int, proto: Any = proto, transport: Any = transport) -> int:
             for _ in range(n):
@@ -338,7 +339,7 @@ def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> No
 
 def render(doc: dict[str, Any]) -> str:
     """The Markdown table of one ``bench floor`` results document."""
-    rounds = [r["results"] for r in doc["rounds"]]
+    rounds = _stats.rounds_of(doc)
     o = doc["options"]
     head = (f"`bench floor`, placement **{doc['placement']}**: a `SELECT 1` round trip layer by layer, "
             f"client CPU per query, median of {len(rounds)} rounds of {o['queries']} queries "
@@ -353,9 +354,7 @@ SUITE = Suite("floor", measure, render)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench floor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser, runs=5)
+    parser = parser_for("floor", __doc__, runs=5)
     parser.add_argument("--queries", type=int, default=4000,
                         help="round trips per layer per round; 5x that for the concurrent ones (default 4000)")
     run_suite(SUITE, parser.parse_args(argv))

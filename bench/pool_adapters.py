@@ -115,7 +115,7 @@ def import_tormysql() -> Any:
     import pymysql
 
     if not hasattr(asyncio, "coroutine"):
-        asyncio.coroutine = types.coroutine  # type: ignore[attr-defined]
+        setattr(asyncio, "coroutine", types.coroutine)
     if not hasattr(pymysql.connections.Connection, "_current_timeout"):
         pymysql.connections.Connection._current_timeout = None
     import tormysql

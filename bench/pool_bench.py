@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from typing import Any
 
 from bench import _stats
 from bench._server import Placed
-from bench._suite import Suite, add_common_options, run_suite
+from bench._suite import Suite, choose, interleave, parser_for, run_child, run_suite
 from bench.pool_adapters import EXTRA_POOLS, POOLS, why_unavailable
 from bench.pool_workload import SCENARIOS
 
@@ -61,54 +60,27 @@ def prepare(dsn: str) -> None:
 
 def spawn(pool: str, dsn: str, config: dict[str, Any]) -> dict[str, Any] | str:
     """One (pool, round) in its own process: its figures, or why it failed."""
-    cmd = [sys.executable, "-m", "bench.pool_workload", pool, dsn, json.dumps(config)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        return "timed out after 900 s"
-    if proc.returncode:
-        return "failed: " + (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-    got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return got
+    return run_child([sys.executable, "-m", "bench.pool_workload", pool, dsn, json.dumps(config)])
 
 
 def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> None:
     prepare(placed.dsn)
-    known = POOLS + EXTRA_POOLS
-    wanted = [p.strip() for p in args.pools.split(",") if p.strip()] if args.pools else list(POOLS)
-    unknown = [p for p in wanted if p not in known]
-    if unknown:
-        raise SystemExit(f"unknown pool(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    if not scenarios or any(s not in SCENARIOS for s in scenarios):
-        raise SystemExit(f"--scenarios: a comma-separated subset of {','.join(SCENARIOS)}")
+    wanted = choose(args.pools, POOLS, POOLS + EXTRA_POOLS, "pool(s)")
+    scenarios = choose(args.scenarios, list(SCENARIOS), list(SCENARIOS), "scenario(s)")
     if min(args.queries, args.sleep_queries) < args.concurrency:
         raise SystemExit("--queries and --sleep-queries must be at least --concurrency")
     config = {"scenarios": scenarios, "queries": args.queries, "sleep_queries": args.sleep_queries,
               "concurrency": args.concurrency, "size": args.size, "acquires": args.acquires}
     unavailable = {p: why for p in wanted if (why := why_unavailable(p))}
     active = [p for p in wanted if p not in unavailable]
-    doc.update(clients=wanted, scenarios=scenarios, unavailable=unavailable, rounds=[], failures=[])
-    for rnd in range(args.runs):
-        order = _stats.rotated(active, rnd)
-        figures: dict[str, Any] = {}
-        for pool in order:
-            got = spawn(pool, placed.dsn, config)
-            if isinstance(got, str):
-                doc["failures"].append({"round": rnd + 1, "client": pool, "error": got})
-                continue
-            for name, fig in got.items():
-                if "error" in fig:
-                    doc["failures"].append({"round": rnd + 1, "client": pool, "scenario": name,
-                                            "error": fig["error"]})
-            figures[pool] = {k: v for k, v in got.items() if "error" not in v}
-        doc["rounds"].append({"order": order, "results": figures})
-        print(f"# pool {placed.placement}: round {rnd + 1}/{args.runs} done", file=sys.stderr)
+    doc.update(clients=wanted, scenarios=scenarios, unavailable=unavailable)
+    interleave(doc, f"pool {placed.placement}", args.runs, active,
+               lambda pool: spawn(pool, placed.dsn, config))
 
 
 def render(doc: dict[str, Any]) -> str:
     """The Markdown tables of one ``bench pool`` results document."""
-    rounds = [r["results"] for r in doc["rounds"]]
+    rounds = _stats.rounds_of(doc)
     o = doc["options"]
     head = (f"`bench pool`, placement **{doc['placement']}**: {o['concurrency']} coroutines on "
             f"{o['size']} connections, {len(rounds)} rounds of {o['queries']} requests per scenario "
@@ -120,8 +92,13 @@ def render(doc: dict[str, Any]) -> str:
             if pool in doc["unavailable"]:
                 rows.append([LABELS[name], pool, doc["unavailable"][pool]])
                 continue
-            med = lambda key: _stats.median_over_rounds(rounds, pool, (name, key))  # noqa: E731
-            rat = lambda key: _stats.ratio(_stats.median_ratio(rounds, pool, BASE, (name, key)))  # noqa: E731
+
+            def med(key: str) -> float | None:
+                return _stats.median_over_rounds(rounds, pool, (name, key))
+
+            def rat(key: str) -> str:
+                return _stats.ratio(_stats.median_ratio(rounds, pool, BASE, (name, key)))
+
             if med("qps") is None:
                 rows.append([LABELS[name], pool, "no figures (see the failures below)"])
                 continue
@@ -135,10 +112,9 @@ def render(doc: dict[str, Any]) -> str:
     for pool in doc["clients"]:
         if pool in doc["unavailable"]:
             continue
-        med = lambda key: _stats.median_over_rounds(rounds, pool, ("acquire", key))  # noqa: E731
-        acq.append([pool, _stats.fmt(med("cpu_us")),
+        acq.append([pool, _stats.fmt(_stats.median_over_rounds(rounds, pool, ("acquire", "cpu_us"))),
                     _stats.ratio(_stats.median_ratio(rounds, pool, BASE, ("acquire", "cpu_us"))),
-                    _stats.fmt(med("wall_us"))])
+                    _stats.fmt(_stats.median_over_rounds(rounds, pool, ("acquire", "wall_us")))])
     parts = [head, "", _stats.table(header, rows, numeric_from=2), "",
              f"Bare acquire+release, one coroutine on an idle pool ({o['acquires']} per batch, "
              "median of the batches; mysqlclient-threads: a no-op through the executor):", "",
@@ -153,9 +129,7 @@ SUITE = Suite("pool", measure, render)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench pool", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser, runs=3)
+    parser = parser_for("pool", __doc__, runs=3)
     parser.add_argument("--queries", type=int, default=10000,
                         help="requests per pool per round, SELECT 1 and 20 rows (default 10000)")
     parser.add_argument("--sleep-queries", type=int, default=2000,

@@ -30,7 +30,7 @@ def _bars(ax: Any, docs: Docs, clients: Sequence[str], path: Sequence[str], ylab
     """Grouped bars: one group per client, one bar per placement."""
     width = 0.8 / max(1, len(docs))
     for i, (placement, doc) in enumerate(docs.items()):
-        rounds = [r["results"] for r in doc["rounds"]]
+        rounds = _stats.rounds_of(doc)
         xs, heights, lows, highs = [], [], [], []
         for j, client in enumerate(clients):
             med = _stats.median_over_rounds(rounds, client, path)
@@ -99,7 +99,7 @@ def pool_plots(docs: Docs, out: Path) -> list[Path]:
             ax.set_title(f"{LABELS[scenario]}: {ylabel} ({better} is better)", fontsize=10)
         paths.append(_save(fig, out / name))
     for placement, doc in docs.items():
-        rounds = [r["results"] for r in doc["rounds"]]
+        rounds = _stats.rounds_of(doc)
         fig, axes = plt.subplots(1, len(scenarios), figsize=(5 * len(scenarios), 4), squeeze=False)
         for ax, scenario in zip(axes[0], scenarios):
             width = 0.27

@@ -53,7 +53,7 @@ def check(doc: dict[str, Any]) -> list[tuple[Target, float | None, bool | None]]
     """(target, measured, met) for every target of ``doc``'s suite; measured
     is a median of per-round ratios, or the median figure where ``base`` is
     ``None``; ``None`` where the run has no such figure."""
-    rounds = [r["results"] for r in doc.get("rounds", [])]
+    rounds = _stats.rounds_of(doc)
     out: list[tuple[Target, float | None, bool | None]] = []
     for t in TARGETS:
         if t.suite != doc.get("suite"):
