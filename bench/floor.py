@@ -108,7 +108,7 @@ class _BufferedProtocol(asyncio.BufferedProtocol):
             self.fut.set_result(None)
 
 
-def blocking_layers(dsn: str) -> list[Layer]:
+def blocking_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     keep, sock, size = _raw_socket(dsn)
 
     async def raw(n: int) -> int:
@@ -129,7 +129,7 @@ def blocking_layers(dsn: str) -> list[Layer]:
 
         drivers.append(("mysqlclient", MySQLdb.connect(**peer_params(dsn, "db", "passwd"))))
     except ImportError:
-        print("# floor: mysqlclient not installed, its layer left out", file=sys.stderr)
+        skipped["mysqlclient"] = "not installed"
     drivers.append(("PyMySQL", pymysql.connect(**peer_params(dsn, "database", "password"))))
     for name, conn in drivers:
         cur = conn.cursor()
@@ -147,7 +147,7 @@ def blocking_layers(dsn: str) -> list[Layer]:
     return layers
 
 
-async def protocol_layers(dsn: str) -> list[Layer]:
+async def protocol_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     loop = asyncio.get_running_loop()
     layers = []
     for name, factory in (("asyncio Protocol", _Protocol), ("asyncio BufferedProtocol", _BufferedProtocol)):
@@ -170,7 +170,7 @@ async def protocol_layers(dsn: str) -> list[Layer]:
     return layers
 
 
-async def tornado_layers(dsn: str) -> list[Layer]:
+async def tornado_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     from tornado.iostream import IOStream
 
     keep, sock, size = _raw_socket(dsn)
@@ -192,7 +192,7 @@ async def tornado_layers(dsn: str) -> list[Layer]:
     try:
         from tornpool.green import GreenWorker
     except ImportError as exc:
-        print(f"# floor: no worker greenlet layer ({exc})", file=sys.stderr)
+        skipped["+ worker greenlet"] = f"tornpool.green.GreenWorker does not import: {exc}"
         return layers
     keep2, sock2, size2 = _raw_socket(dsn)
     sock2.setblocking(False)
@@ -216,11 +216,17 @@ async def tornado_layers(dsn: str) -> list[Layer]:
         stream2.close()
         keep2.close()
 
+    try:  # GreenWorker is tornpool's internal machinery: say so if it changed shape
+        await greened(1)
+    except Exception as exc:  # noqa: BLE001
+        await close_greened()
+        skipped["+ worker greenlet"] = f"GreenWorker.run/wait failed: {type(exc).__name__}: {exc}"
+        return layers
     layers.append(Layer("+ worker greenlet", greened, close_greened))
     return layers
 
 
-async def driver_layers(dsn: str) -> list[Layer]:
+async def driver_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     import tornpool
 
     layers = []
@@ -241,7 +247,7 @@ async def driver_layers(dsn: str) -> list[Layer]:
 
         layers.append(Layer("asyncmy", asyncmy_run, asyncmy_close))
     except ImportError:
-        print("# floor: asyncmy not installed, its layer left out", file=sys.stderr)
+        skipped["asyncmy"] = "not installed"
     conn = await tornpool.connect(dsn)
 
     async def full(n: int) -> int:
@@ -253,7 +259,7 @@ async def driver_layers(dsn: str) -> list[Layer]:
     return layers
 
 
-async def concurrent_layers(dsn: str) -> list[Layer]:
+async def concurrent_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     import tornpool
     from tornado.iostream import IOStream
 
@@ -311,10 +317,12 @@ async def concurrent_layers(dsn: str) -> list[Layer]:
 
 
 async def _measure(dsn: str, runs: int, queries: int, doc: dict[str, Any]) -> None:
-    layers = blocking_layers(dsn)
+    skipped: dict[str, str] = {}
+    layers = blocking_layers(dsn, skipped)
     for opener in (protocol_layers, tornado_layers, driver_layers, concurrent_layers):
-        layers += await opener(dsn)
-    doc.update(clients=[layer.name for layer in layers], unavailable={}, rounds=[], failures=[])
+        layers += await opener(dsn, skipped)
+    doc.update(clients=[layer.name for layer in layers] + list(skipped), unavailable=skipped,
+               rounds=[], failures=[])
     try:
         for layer in layers:  # warm every layer up, unmeasured
             await layer.run(100)
@@ -344,7 +352,8 @@ def render(doc: dict[str, Any]) -> str:
     head = (f"`bench floor`, placement **{doc['placement']}**: a `SELECT 1` round trip layer by layer, "
             f"client CPU per query, median of {len(rounds)} rounds of {o['queries']} queries "
             f"({o['queries'] * 5} for the concurrent lines).")
-    rows = [[name, _stats.fmt(_stats.median_over_rounds(rounds, name, ("cpu_us",)), ".1f")]
+    rows = [[name, doc["unavailable"][name]] if name in doc["unavailable"] else
+            [name, _stats.fmt(_stats.median_over_rounds(rounds, name, ("cpu_us",)), ".1f")]
             for name in doc["clients"]]
     return "\n".join([head, "", _stats.table(["layer", "CPU us/query"], rows), "",
                       _stats.machine_line(doc)]) + "\n"
