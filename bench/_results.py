@@ -108,14 +108,15 @@ class Recorder:
     :param suite: ``core``, ``pool``, ``codec`` or ``floor``.
     :param placement: ``pinned``, ``unpinned`` or ``external``.
     :param options: the suite's options (recorded as given).
+    :param command: the command line that ran it.
     """
 
-    def __init__(self, suite: str, placement: str, options: dict[str, Any]) -> None:
+    def __init__(self, suite: str, placement: str, options: dict[str, Any], command: str) -> None:
         self.doc: dict[str, Any] = {
             "suite": suite,
             "placement": placement,
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["python -m bench", suite] + sys.argv[1:]),
+            "command": command,
             "options": options,
             "machine": {
                 "cpu_model": cpu_model(),

@@ -113,16 +113,20 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in skip}
 
 
-def run_suite(suite: Suite, args: argparse.Namespace) -> list[Path]:
-    """Run ``suite`` in every placement ``args`` asks for.
+def run_suite(suite: Suite, parser: argparse.ArgumentParser, argv: list[str] | None) -> list[Path]:
+    """Parse ``argv`` (``None``: this process's arguments) and run ``suite`` in
+    every placement it asks for.
 
     :returns: the results files written (none with ``--no-save``).
     """
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    command = " ".join(["python -m bench", suite.name, *argv])
     if args.runs < 1:
         raise SystemExit("--runs must be at least 1")
     written = []
     for placement in resolve_placements(args.placement, args.dsn):
-        recorder = Recorder(suite.name, placement, _options(args))
+        recorder = Recorder(suite.name, placement, _options(args), command)
         with bench_server(args.dsn, placement) as placed:
             recorder.placed(placed.server_cpus, placed.client_cpus, server_version(placed.dsn))
             suite.measure(placed, recorder.doc, args)

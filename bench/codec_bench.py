@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=10000, help="rows captured (default 10000)")
     parser.add_argument("--repeat", type=int, default=9,
                         help="decodes of the C codec per round; a third as many of the others (default 9)")
-    run_suite(SUITE, parser.parse_args(argv))
+    run_suite(SUITE, parser, argv)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=5000, help="SELECT 1 per round (default 5000)")
     parser.add_argument("--fetches", type=int, default=5, help="10k-row fetches per round (default 5)")
     parser.add_argument("--clients", default="", help=f"comma-separated subset of {','.join(CLIENTS)}")
-    run_suite(SUITE, parser.parse_args(argv))
+    run_suite(SUITE, parser, argv)
 
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = parser_for("floor", __doc__, runs=5)
     parser.add_argument("--queries", type=int, default=4000,
                         help="round trips per layer per round; 5x that for the concurrent ones (default 4000)")
-    run_suite(SUITE, parser.parse_args(argv))
+    run_suite(SUITE, parser, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """``bench pool``: pools under many coroutines, side by side in one run.
 
-    python -m bench pool [--runs 3] [--queries 10000] [--sleep-queries 2000]
+    python -m bench pool [--runs 5] [--queries 10000] [--sleep-queries 2000]
         [--concurrency 100] [--size 10] [--placement pinned|unpinned|both]
         [--pools a,b] [--acquires 5000] [--dsn DSN]
 
@@ -129,7 +129,7 @@ SUITE = Suite("pool", measure, render)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = parser_for("pool", __doc__, runs=3)
+    parser = parser_for("pool", __doc__, runs=5)
     parser.add_argument("--queries", type=int, default=10000,
                         help="requests per pool per round, SELECT 1 and 20 rows (default 10000)")
     parser.add_argument("--sleep-queries", type=int, default=2000,
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"(default {','.join(POOLS)})")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"comma-separated subset of {','.join(SCENARIOS)}")
-    run_suite(SUITE, parser.parse_args(argv))
+    run_suite(SUITE, parser, argv)
 
 
 if __name__ == "__main__":

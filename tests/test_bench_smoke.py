@@ -148,6 +148,7 @@ def test_results_record_the_machine_and_versions(ran: dict[str, Any]) -> None:
         assert len(m["loadavg_before"]) == 3 and len(m["loadavg_after"]) == 3, suite
         assert v["python"] == sys.version.split()[0] and v["tornado"] and v["tornpool"], suite
         assert "MariaDB" in v["server"] or v["server"][0].isdigit(), suite
+        assert doc["command"].startswith(f"python -m bench {suite} --dsn "), doc["command"]
 
 
 def test_report_renders_tables_and_plots(ran: dict[str, Any], tmp_path: Path) -> None:
