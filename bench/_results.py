@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 import time
 from importlib import metadata
@@ -56,6 +57,7 @@ def versions() -> dict[str, str | None]:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
+    out["tornpool commit"] = tornpool_commit()
     try:
         import tornpool.codec
 
@@ -63,6 +65,22 @@ def versions() -> dict[str, str | None]:
     except ImportError:
         pass
     return out
+
+
+def tornpool_commit() -> str | None:
+    """The commit of the tree the benches run from (``+dirty`` when
+    ``tornpool/`` has uncommitted changes), or ``None`` outside a git checkout."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "tornpool"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def server_version(dsn: str) -> str | None:

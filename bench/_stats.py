@@ -105,6 +105,7 @@ def machine_line(doc: dict[str, Any]) -> str:
         f"load {fmt(load0[0])} -> {fmt(load1[0])}",
         f"steal {fmt(m.get('cpu_steal_pct'), '.1f', '%')}",
         f"bare loop {fmt(m.get('loop_ns_before'), '.1f')} -> {fmt(m.get('loop_ns_after'), '.1f')} ns/iter",
-        f"Python {v.get('python')}, Tornado {v.get('tornado')}, server {v.get('server')}",
+        f"Python {v.get('python')}, Tornado {v.get('tornado')}, server {v.get('server')}"
+        + (f", tornpool {v['tornpool commit']}" if v.get("tornpool commit") else ""),
     ]
     return "; ".join(parts)

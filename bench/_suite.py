@@ -81,17 +81,24 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None, timeout: float 
 
 
 def interleave(doc: dict[str, Any], label: str, runs: int, names: Sequence[str],
-               measure_one: Callable[[str], dict[str, Any] | str]) -> None:
-    """``runs`` rounds of ``measure_one(name)`` for every name, the order
-    rotating from round to round, into ``doc["rounds"]``; a name whose
-    measurement returns an error string -- or a part of whose figures is
-    ``{"error": ...}`` -- goes to ``doc["failures"]`` instead."""
+               measure_one: Callable[[str], dict[str, Any] | str],
+               why_unavailable: Callable[[str], str | None] = lambda name: None) -> None:
+    """``runs`` rounds of ``measure_one(name)`` for every name that can run
+    here, the order rotating from round to round, into ``doc["rounds"]``.
+
+    ``doc["clients"]`` becomes ``names`` and ``doc["unavailable"]`` says why
+    the others cannot run; a name whose measurement returns an error string --
+    or a part of whose figures is ``{"error": ...}`` -- goes to
+    ``doc["failures"]`` instead."""
     from bench._stats import rotated
 
+    unavailable = {n: why for n in names if (why := why_unavailable(n))}
+    active = [n for n in names if n not in unavailable]
+    doc.update(clients=list(names), unavailable=unavailable)
     doc.setdefault("rounds", [])
     doc.setdefault("failures", [])
     for rnd in range(runs):
-        order = rotated(names, rnd)
+        order = rotated(active, rnd)
         figures: dict[str, Any] = {}
         for name in order:
             got = measure_one(name)

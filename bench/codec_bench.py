@@ -80,14 +80,13 @@ def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> No
             read(holder, pk)
 
     decoders["PyMySQL"] = pymysql_rows
-    doc.update(clients=list(DECODERS), unavailable=unavailable,
-               capture={"rows": cap.nrows, "bytes": len(buf), "columns": len(cap.converters)})
+    doc["capture"] = {"rows": cap.nrows, "bytes": len(buf), "columns": len(cap.converters)}
 
     def one(name: str) -> dict[str, Any]:
         repeat = args.repeat if name == "C" else max(1, args.repeat // 3)
         return {"cpu_us": _cpu_us_per_row(decoders[name], repeat, cap.nrows)}
 
-    interleave(doc, f"codec {placed.placement}", args.runs, [d for d in DECODERS if d in decoders], one)
+    interleave(doc, f"codec {placed.placement}", args.runs, DECODERS, one, unavailable.get)
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -71,11 +71,8 @@ def spawn(client: str, dsn: str, args: argparse.Namespace) -> dict[str, Any] | s
 def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> None:
     prepare(placed.dsn)
     wanted = choose(args.clients, CLIENTS, CLIENTS, "client(s)")
-    unavailable = {c: why for c in wanted if (why := why_unavailable(c))}
-    active = [c for c in wanted if c not in unavailable]
-    doc.update(clients=wanted, unavailable=unavailable)
-    interleave(doc, f"core {placed.placement}", args.runs, active,
-               lambda client: spawn(client, placed.dsn, args))
+    interleave(doc, f"core {placed.placement}", args.runs, wanted,
+               lambda client: spawn(client, placed.dsn, args), why_unavailable)
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -106,6 +103,9 @@ def render(doc: dict[str, Any]) -> str:
               "10k fetch CPU us/row", "x asyncmy", "x PyMySQL", "rows/s"]
     parts = [head, "", _stats.table(header, [row(c) for c in doc["clients"]]), "",
              _stats.machine_line(doc)]
+    codecs = {r.get("tornpool", {}).get("codec") for r in rounds} - {None}
+    if codecs - {"c"}:
+        parts.append(f"- tornpool ran with the {'/'.join(sorted(codecs))} codec: the C codec is not built here")
     for f in doc.get("failures", []):
         parts.append(f"- round {f['round']}, {f['client']}: {f['error']}")
     return "\n".join(parts) + "\n"

@@ -71,11 +71,9 @@ def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> No
         raise SystemExit("--queries and --sleep-queries must be at least --concurrency")
     config = {"scenarios": scenarios, "queries": args.queries, "sleep_queries": args.sleep_queries,
               "concurrency": args.concurrency, "size": args.size, "acquires": args.acquires}
-    unavailable = {p: why for p in wanted if (why := why_unavailable(p))}
-    active = [p for p in wanted if p not in unavailable]
-    doc.update(clients=wanted, scenarios=scenarios, unavailable=unavailable)
-    interleave(doc, f"pool {placed.placement}", args.runs, active,
-               lambda pool: spawn(pool, placed.dsn, config))
+    doc["scenarios"] = scenarios
+    interleave(doc, f"pool {placed.placement}", args.runs, wanted,
+               lambda pool: spawn(pool, placed.dsn, config), why_unavailable)
 
 
 def render(doc: dict[str, Any]) -> str:
