@@ -88,6 +88,8 @@ setup(
             "mysqlclient>=2.2",
             "tormysql>=0.4",
             "psutil>=5.9",
+            # bench report: PNG plots of the results.
+            "matplotlib>=3.7",
         ],
         "dev": ["mypy>=1.10", "tox>=4"],
     },

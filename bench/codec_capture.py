@@ -40,7 +40,7 @@ class _Tee:
         self.data = bytearray()
 
     def read(self, n: int = -1) -> bytes:
-        b = self.raw.read(n)
+        b: bytes = self.raw.read(n)
         self.data += b
         return b
 

@@ -1,55 +1,72 @@
-"""What a ``SELECT 1`` round trip costs the client before any driver code.
+"""``bench floor``: what a ``SELECT 1`` round trip costs the client, layer by layer.
 
-    python -m bench floor [--dsn DSN] [--queries 4000] [--runs 5] [--no-pin]
+    python -m bench floor [--runs 5] [--queries 4000] [--placement pinned|unpinned|both] [--dsn DSN]
 
-Each line sends the 13-byte ``COM_QUERY "SELECT 1"`` packet and waits for the
-whole reply, adding one layer at a time, so the cost of each layer shows:
+Each layer sends the 13-byte ``COM_QUERY "SELECT 1"`` packet and waits for the
+whole reply, adding one piece of machinery at a time, so the cost of each
+piece shows:
 
-* one connection, sequential:
-  ``blocking socket`` (``sendall`` + ``recv``: the floor of any blocking
-  client), ``mysqlclient`` and ``pymysql`` (whole drivers, for scale),
-  ``asyncio Protocol`` (asyncio's own transport), ``IOStream.read_into``
-  (Tornado's, which tornpool uses), ``+ worker greenlet`` (the same, issued
-  from a tornpool worker greenlet), ``tornpool`` (``await conn.execute``);
-* ten connections, one coroutine each: ``IOStream.read_into x10``,
-  ``tornpool x10``; then ``tornpool Pool`` (100 coroutines on a pool of 10,
-  the pool bench's workload).
+* one connection, sequential: ``blocking socket`` (``sendall`` + ``recv``:
+  the floor of any blocking client), ``mysqlclient`` and ``PyMySQL`` (whole
+  drivers, for scale); ``asyncio Protocol`` (``data_received`` resolves a
+  Future once the reply is in), ``asyncio BufferedProtocol`` (the same with
+  ``get_buffer``/``buffer_updated``: no bytes object per read),
+  ``IOStream.read_into`` (Tornado's, which tornpool uses), ``+ worker
+  greenlet`` (the same, issued from a tornpool worker greenlet), ``asyncmy``
+  (the leanest asyncio driver, for scale), ``tornpool`` (``await
+  conn.execute``);
+* ten connections at once, one coroutine each: ``IOStream.read_into x10``,
+  ``tornpool x10``; then ``tornpool Pool, 100 coroutines`` (``pool.execute``
+  on a pool of 10: the pool bench's workload).
 
-Figures are client CPU (user + system, ``getrusage``) per query, the median of
-``--runs`` rounds.  The gap between the blocking floor and the event-loop
-floor is what an event-loop client pays for sleeping in ``epoll_wait`` and
-running the loop instead of sleeping in ``recv``; no driver code can win it
-back.
+Figures are client CPU (``process_time``) per query.  All layers are opened
+first; a round then runs each once, in an order that rotates from round to
+round, and the table shows the median over the rounds.  The gap between the
+blocking floor and the event-loop floor is what an event-loop client pays
+for sleeping in ``epoll_wait`` and running the loop instead of sleeping in
+``recv``; no driver code can win it back.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import resource
+import functools
 import socket
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 
-from bench._server import bench_server, connect_params
+from bench import _stats
+from bench._server import Placed, connect_params, peer_params
+from bench._suite import Suite, parser_for, run_suite
 
 QUERY = b"\x09\x00\x00\x00\x03SELECT 1"
+CONCURRENT = 10
+POOL_COROUTINES = 100
 
 
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+@dataclass
+class Layer:
+    """``run(n)`` performs about ``n`` round trips and returns how many it did."""
+
+    name: str
+    run: Callable[[int], Awaitable[int]]
+    close: Callable[[], Awaitable[None]]
+    concurrent: bool = False
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _raw_socket(dsn: str) -> tuple[Any, socket.socket, int]:
-    """A logged-in PyMySQL connection's socket and the size of the reply to
-    ``SELECT 1`` on it (the connection object keeps the socket open)."""
+    """A logged-in PyMySQL connection (kept, so its socket stays open), its
+    socket, and the size of the reply to ``SELECT 1`` on it."""
     conn = pymysql.connect(**connect_params(dsn))
     sock: socket.socket = conn._sock
     sock.sendall(QUERY)
@@ -71,197 +88,285 @@ class _Protocol(asyncio.Protocol):
             self.fut.set_result(None)
 
 
-def _rounds(run: Callable[[], None], n: int, runs: int) -> float:
-    out = []
-    for _ in range(runs):
-        c0 = _cpu()
-        run()
-        out.append((_cpu() - c0) / n * 1e6)
-    return statistics.median(out)
+class _BufferedProtocol(asyncio.BufferedProtocol):
+    """Reads straight into one preallocated buffer; resolves the Future once
+    the whole reply is in."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.got = 0
+        self.view = memoryview(bytearray(65536))
+        self.fut: asyncio.Future[None] | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view[self.got:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got += nbytes
+        if self.got >= self.size and self.fut is not None:
+            self.got = 0
+            self.fut.set_result(None)
 
 
-async def _arounds(run: Callable[[], Awaitable[None]], n: int, runs: int) -> float:
-    out = []
-    for _ in range(runs):
-        c0 = _cpu()
-        await run()
-        out.append((_cpu() - c0) / n * 1e6)
-    return statistics.median(out)
-
-
-def sequential_blocking(dsn: str, n: int, runs: int) -> dict[str, float]:
-    res: dict[str, float] = {}
+def blocking_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     keep, sock, size = _raw_socket(dsn)
 
-    def raw() -> None:
+    async def raw(n: int) -> int:
         for _ in range(n):
             sock.sendall(QUERY)
             got = 0
             while got < size:
                 got += len(sock.recv(65536))
+        return n
 
-    res["blocking socket"] = _rounds(raw, n, runs)
-    keep.close()
-    drivers: list[tuple[str, Any]] = [("pymysql", pymysql.connect(**connect_params(dsn)))]
+    async def close_raw() -> None:
+        keep.close()
+
+    layers = [Layer("blocking socket", raw, close_raw)]
+    drivers: list[tuple[str, Any]] = []
     try:
-        import MySQLdb  # type: ignore[import-untyped]
+        import MySQLdb
 
-        p = connect_params(dsn)
-        drivers.append(("mysqlclient", MySQLdb.connect(host=p["host"], port=p["port"], user=p["user"],
-                                                       passwd=p["password"], db=p["database"])))
+        drivers.append(("mysqlclient", MySQLdb.connect(**peer_params(dsn, "db", "passwd"))))
     except ImportError:
-        pass
+        skipped["mysqlclient"] = "not installed"
+    drivers.append(("PyMySQL", pymysql.connect(**peer_params(dsn, "database", "password"))))
     for name, conn in drivers:
         cur = conn.cursor()
 
-        def query() -> None:
+        async def query(n: int, cur: Any = cur) -> int:
             for _ in range(n):
                 cur.execute("SELECT 1")
                 cur.fetchall()
+            return n
 
-        res[name] = _rounds(query, n, runs)
-        conn.close()
-    return res
+        async def close(conn: Any = conn) -> None:
+            conn.close()
+
+        layers.append(Layer(name, query, close))
+    return layers
 
 
-async def sequential_async(dsn: str, n: int, runs: int) -> dict[str, float]:
-    import tornpool
-    from tornado.iostream import IOStream
-    from tornpool.green import GreenWorker
-
+async def protocol_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     loop = asyncio.get_running_loop()
-    res: dict[str, float] = {}
+    layers = []
+    for name, factory in (("asyncio Protocol", _Protocol), ("asyncio BufferedProtocol", _BufferedProtocol)):
+        keep, sock, size = _raw_socket(dsn)
+        sock.setblocking(False)
+        transport, proto = await loop.create_connection(functools.partial(factory, size), sock=sock)
 
-    keep, sock, size = _raw_socket(dsn)
-    sock.setblocking(False)
-    transport, proto = await loop.create_connection(lambda: _Protocol(size), sock=sock)
+        async def run(n: int, proto: Any = proto, transport: Any = transport) -> int:
+            for _ in range(n):
+                proto.fut = loop.create_future()
+                transport.write(QUERY)
+                await proto.fut
+            return n
 
-    async def protocol() -> None:
-        for _ in range(n):
-            proto.fut = loop.create_future()
-            transport.write(QUERY)
-            await proto.fut
+        async def close(transport: Any = transport, keep: Any = keep) -> None:
+            transport.close()
+            keep.close()
 
-    res["asyncio Protocol"] = await _arounds(protocol, n, runs)
-    transport.close()
-    keep.close()
+        layers.append(Layer(name, run, close))
+    return layers
+
+
+async def tornado_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
+    from tornado.iostream import IOStream
 
     keep, sock, size = _raw_socket(dsn)
     sock.setblocking(False)
     stream = IOStream(sock)
     view = memoryview(bytearray(size))
 
-    async def iostream() -> None:
+    async def iostream(n: int) -> int:
         for _ in range(n):
             sock.send(QUERY)
             await stream.read_into(view)  # type: ignore[arg-type]
+        return n
 
-    res["IOStream.read_into"] = await _arounds(iostream, n, runs)
-    worker: GreenWorker[Any] = GreenWorker()
+    async def close_stream() -> None:
+        stream.close()
+        keep.close()
+
+    layers = [Layer("IOStream.read_into", iostream, close_stream)]
+    try:
+        from tornpool.green import GreenWorker
+    except ImportError as exc:
+        skipped["+ worker greenlet"] = f"tornpool.green.GreenWorker does not import: {exc}"
+        return layers
+    keep2, sock2, size2 = _raw_socket(dsn)
+    sock2.setblocking(False)
+    stream2 = IOStream(sock2)
+    view2 = memoryview(bytearray(size2))
+    worker: Any = GreenWorker()
 
     def in_worker() -> None:
-        sock.send(QUERY)
-        fut = stream.read_into(view)  # type: ignore[arg-type]
+        sock2.send(QUERY)
+        fut = stream2.read_into(view2)  # type: ignore[arg-type]
         if not fut.done():  # type: ignore[attr-defined]
             worker.wait(fut)
 
-    async def greened() -> None:
+    async def greened(n: int) -> int:
         for _ in range(n):
             await worker.run(in_worker)
+        return n
 
-    res["+ worker greenlet"] = await _arounds(greened, n, runs)
-    worker.close()
-    stream.close()
-    keep.close()
+    async def close_greened() -> None:
+        worker.close()
+        stream2.close()
+        keep2.close()
 
+    try:  # GreenWorker is tornpool's internal machinery: say so if it changed shape
+        await greened(1)
+    except Exception as exc:  # noqa: BLE001
+        await close_greened()
+        skipped["+ worker greenlet"] = f"GreenWorker.run/wait failed: {type(exc).__name__}: {exc}"
+        return layers
+    layers.append(Layer("+ worker greenlet", greened, close_greened))
+    return layers
+
+
+async def driver_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
+    import tornpool
+
+    layers = []
+    try:
+        import asyncmy
+
+        mconn = await asyncmy.connect(**peer_params(dsn))
+        mcur = mconn.cursor()
+
+        async def asyncmy_run(n: int) -> int:
+            for _ in range(n):
+                await mcur.execute("SELECT 1")
+                await mcur.fetchall()
+            return n
+
+        async def asyncmy_close() -> None:
+            mconn.close()
+
+        layers.append(Layer("asyncmy", asyncmy_run, asyncmy_close))
+    except ImportError:
+        skipped["asyncmy"] = "not installed"
     conn = await tornpool.connect(dsn)
 
-    async def full() -> None:
+    async def full(n: int) -> int:
         for _ in range(n):
             (await conn.execute("SELECT 1")).fetchall()
+        return n
 
-    res["tornpool"] = await _arounds(full, n, runs)
-    await conn.close()
-    return res
+    layers.append(Layer("tornpool", full, conn.close))
+    return layers
 
 
-async def concurrent(dsn: str, n: int, runs: int) -> dict[str, float]:
+async def concurrent_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
     import tornpool
     from tornado.iostream import IOStream
 
-    res: dict[str, float] = {}
-    per = n // 10
-
-    async def one(sock: socket.socket, size: int) -> None:
+    raws = [_raw_socket(dsn) for _ in range(CONCURRENT)]
+    streams = []
+    for _, sock, size in raws:
         sock.setblocking(False)
-        stream = IOStream(sock)
-        view = memoryview(bytearray(size))
-        for _ in range(per):
+        streams.append((sock, IOStream(sock), memoryview(bytearray(size))))
+
+    async def one(n: int, sock: socket.socket, stream: Any, view: memoryview) -> None:
+        for _ in range(n):
             sock.send(QUERY)
-            await stream.read_into(view)  # type: ignore[arg-type]
-        stream.close()
+            await stream.read_into(view)
 
-    out = []
-    for _ in range(runs):
-        # a fresh IOStream per round: a closed stream closes its socket
-        raws = [_raw_socket(dsn) for _ in range(10)]
-        c0 = _cpu()
-        await asyncio.gather(*[one(sock, size) for _, sock, size in raws])
-        out.append((_cpu() - c0) / (per * 10) * 1e6)
-        for keep, _, _ in raws:
+    async def iostreams(n: int) -> int:
+        per = max(1, n // CONCURRENT)
+        await asyncio.gather(*[one(per, *s) for s in streams])
+        return per * CONCURRENT
+
+    async def close_streams() -> None:
+        for (_, stream, _), (keep, _, _) in zip(streams, raws):
+            stream.close()
             keep.close()
-    res["IOStream.read_into x10"] = statistics.median(out)
 
-    conns = [await tornpool.connect(dsn) for _ in range(10)]
+    conns = [await tornpool.connect(dsn) for _ in range(CONCURRENT)]
 
-    async def each(conn: tornpool.Connection) -> None:
-        for _ in range(per):
+    async def each(n: int, conn: tornpool.Connection) -> None:
+        for _ in range(n):
             (await conn.execute("SELECT 1")).fetchall()
 
-    async def all_conns() -> None:
-        await asyncio.gather(*[each(c) for c in conns])
+    async def all_conns(n: int) -> int:
+        per = max(1, n // CONCURRENT)
+        await asyncio.gather(*[each(per, c) for c in conns])
+        return per * CONCURRENT
 
-    res["tornpool x10"] = await _arounds(all_conns, per * 10, runs)
-    for c in conns:
-        await c.close()
+    async def close_conns() -> None:
+        for c in conns:
+            await c.close()
 
-    pool = tornpool.Pool(dsn, size=10, max_size=10)
+    pool = tornpool.Pool(dsn, size=CONCURRENT, max_size=CONCURRENT)
     await pool.connect()
-    per100 = n // 100
 
-    async def user() -> None:
-        for _ in range(per100):
-            async with pool.acquire() as conn:
-                (await conn.execute("SELECT 1")).fetchall()
+    async def user(n: int) -> None:
+        for _ in range(n):
+            (await pool.execute("SELECT 1")).fetchall()
 
-    async def users() -> None:
-        await asyncio.gather(*[user() for _ in range(100)])
+    async def users(n: int) -> int:
+        per = max(1, n // POOL_COROUTINES)
+        await asyncio.gather(*[user(per) for _ in range(POOL_COROUTINES)])
+        return per * POOL_COROUTINES
 
-    res["tornpool Pool, 100 coroutines"] = await _arounds(users, per100 * 100, runs)
-    await pool.close()
-    return res
+    return [Layer(f"IOStream.read_into x{CONCURRENT}", iostreams, close_streams, True),
+            Layer(f"tornpool x{CONCURRENT}", all_conns, close_conns, True),
+            Layer(f"tornpool Pool, {POOL_COROUTINES} coroutines", users, pool.close, True)]
+
+
+async def _measure(dsn: str, runs: int, queries: int, doc: dict[str, Any]) -> None:
+    skipped: dict[str, str] = {}
+    layers = blocking_layers(dsn, skipped)
+    for opener in (protocol_layers, tornado_layers, driver_layers, concurrent_layers):
+        layers += await opener(dsn, skipped)
+    doc.update(clients=[layer.name for layer in layers] + list(skipped), unavailable=skipped,
+               rounds=[], failures=[])
+    try:
+        for layer in layers:  # warm every layer up, unmeasured
+            await layer.run(100)
+        for rnd in range(runs):
+            order = _stats.rotated(layers, rnd)
+            figures = {}
+            for layer in order:
+                n = queries * 5 if layer.concurrent else queries
+                c0 = time.process_time()
+                done = await layer.run(n)
+                figures[layer.name] = {"cpu_us": (time.process_time() - c0) / done * 1e6, "queries": done}
+            doc["rounds"].append({"order": [layer.name for layer in order], "results": figures})
+    finally:
+        for layer in layers:
+            await layer.close()
+
+
+def measure(placed: Placed, doc: dict[str, Any], args: argparse.Namespace) -> None:
+    asyncio.run(_measure(placed.dsn, args.runs, args.queries, doc))
+    print(f"# floor {placed.placement}: {args.runs} rounds done", file=sys.stderr)
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The Markdown table of one ``bench floor`` results document."""
+    rounds = _stats.rounds_of(doc)
+    o = doc["options"]
+    head = (f"`bench floor`, placement **{doc['placement']}**: a `SELECT 1` round trip layer by layer, "
+            f"client CPU per query, median of {len(rounds)} rounds of {o['queries']} queries "
+            f"({o['queries'] * 5} for the concurrent lines).")
+    rows = [[name, doc["unavailable"][name]] if name in doc["unavailable"] else
+            [name, _stats.fmt(_stats.median_over_rounds(rounds, name, ("cpu_us",)), ".1f")]
+            for name in doc["clients"]]
+    return "\n".join([head, "", _stats.table(["layer", "CPU us/query"], rows), "",
+                      _stats.machine_line(doc)]) + "\n"
+
+
+SUITE = Suite("floor", measure, render)
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dsn", default=os.environ.get("TORNPOOL_TEST_DSN"))
-    ap.add_argument("--queries", type=int, default=4000)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--no-pin", dest="pin", action="store_false")
-    args = ap.parse_args(argv)
-    with bench_server(args.dsn, args.pin) as dsn:
-        n, runs = args.queries, args.runs
-        seq = sequential_blocking(dsn, n, runs)
-        seq.update(asyncio.run(sequential_async(dsn, n, runs)))
-        conc = asyncio.run(concurrent(dsn, n * 5, runs))
-    print(f"\nSELECT 1 round trips, client CPU (user+sys) us/query, median of {runs} rounds, "
-          f"Python {sys.version.split()[0]}\n")
-    print("| layer | us/query |")
-    print("|---|---:|")
-    for name, us in seq.items():
-        print(f"| {name} | {us:.1f} |")
-    for name, us in conc.items():
-        print(f"| {name} | {us:.1f} |")
+    parser = parser_for("floor", __doc__, runs=5)
+    parser.add_argument("--queries", type=int, default=4000,
+                        help="round trips per layer per round; 5x that for the concurrent ones (default 4000)")
+    run_suite(SUITE, parser, argv)
 
 
 if __name__ == "__main__":
