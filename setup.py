@@ -81,6 +81,8 @@ setup(
             "setuptools<82",
             "hypothesis>=6.100",
             "cryptography>=42",
+            # the bench smoke test renders the report's plots
+            "matplotlib>=3.7",
         ],
         "bench": [
             "aiomysql>=0.2",
