@@ -691,3 +691,17 @@ async def test_close_terminates_held_connections_after_timeout(mariadb_dsn: str)
     with pytest.raises(ConnectionReleased):
         await conn.execute("SELECT 1")
     assert pool.stats()["pool_size"] == 0
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_statement_longer_than_the_acquire_timeout_is_not_cut_off(mariadb_dsn: str) -> None:
+    # The pool's timeout bounds the wait for a connection; once the statement
+    # runs, only its own timeout (none here) applies.
+    async with Pool(mariadb_dsn, size=1, max_size=1, timeout=0.5) as pool:
+        held = await pool.getconn()
+        queued = asyncio.ensure_future(pool.execute("SELECT SLEEP(1), 7"))
+        await asyncio.sleep(0.1)
+        pool.putconn(held)  # served after 0.1 s, runs for 1 s
+        assert (await queued).fetchone() == (0, 7)
+        assert pool.stats()["requests_errors"] == 0
+        assert_consistent(pool)

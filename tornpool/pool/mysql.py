@@ -104,7 +104,8 @@ class _PooledStatement(Statement):
 
     @property
     def done(self) -> bool:
-        return self.future.done()
+        """No longer waiting: served (its statement runs) or finished."""
+        return self.slot is not None or self.future.done()
 
     def deliver(self, slot: Slot[Connection]) -> None:
         self.slot = slot
@@ -377,7 +378,7 @@ class Pool:
         """``async with pool.acquire() as conn:``, or ``conn = await
         pool.acquire()`` / ``with (yield pool.acquire()) as conn:`` (the
         lease releases itself on exit)."""
-        return AcquireScope(lambda: self.getconn(timeout))
+        return AcquireScope(self._engine, timeout)
 
     def putconn(self, conn: Any) -> None:
         """Give a connection back (synchronous).
