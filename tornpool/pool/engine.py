@@ -43,7 +43,7 @@ from tornpool.errors import (
 )
 from tornpool.pool import health
 from tornpool.pool.fleet import Fleet
-from tornpool.pool.lease import Lease, Poolable, Slot, capture_site, where_acquired
+from tornpool.pool.lease import Lease, Poolable, Site, Slot, capture_site, where_acquired
 from tornpool.pool.stats import PoolStats
 from tornpool.pool.waiters import WaitQueue
 
@@ -77,7 +77,7 @@ class _Acquire:
     __slots__ = ("engine", "future", "site", "queued_at")
 
     def __init__(self, engine: PoolEngine[Any], future: asyncio.Future[Any],
-                 site: tuple[tuple[str, int, str], ...] | None) -> None:
+                 site: Site | None) -> None:
         self.engine = engine
         self.future = future
         self.site = site

@@ -20,7 +20,7 @@ import os
 import sys
 import warnings
 import weakref
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from tornpool.errors import ConnectionReleased
@@ -60,29 +60,35 @@ C = TypeVar("C", bound=Poolable)
 
 #: Frames kept of the code that acquired a lease (for leak and transaction
 #: warnings); innermost first, tornpool's own frames skipped.
-SITE_DEPTH = 8
+SITE_DEPTH = 3
 _OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # .../tornpool/
 
+Site = tuple[tuple[CodeType, int], ...]
 
-def capture_site(depth: int = SITE_DEPTH) -> tuple[tuple[str, int, str], ...]:
-    """Where the caller is: ``(file, line, function)`` of up to ``depth``
-    frames outside tornpool, innermost first.  Cheap (~1 us): no source is
-    read until the site is formatted."""
+
+def capture_site(depth: int = SITE_DEPTH) -> Site:
+    """Where the caller is: ``(code, line)`` of up to ``depth`` frames outside
+    tornpool, innermost first.  Cheap (~1 us): nothing is formatted until the
+    site is shown."""
     frame: FrameType | None = sys._getframe(1)
-    out: list[tuple[str, int, str]] = []
-    while frame is not None and len(out) < depth:
+    out: list[tuple[CodeType, int]] = []
+    own = _OWN
+    while frame is not None:
         code = frame.f_code
-        if not code.co_filename.startswith(_OWN):
-            out.append((code.co_filename, frame.f_lineno, code.co_name))
+        if not code.co_filename.startswith(own):
+            out.append((code, frame.f_lineno))
+            if len(out) == depth:
+                break
         frame = frame.f_back
     return tuple(out)
 
 
-def where_acquired(site: tuple[tuple[str, int, str], ...] | None) -> str:
+def where_acquired(site: Site | None) -> str:
     """A captured site as text, outermost call first (like a traceback)."""
     if not site:
         return "  (unknown)"
-    return "\n".join('  File "%s", line %d, in %s' % entry for entry in reversed(site))
+    return "\n".join('  File "%s", line %d, in %s' % (code.co_filename, line, code.co_name)
+                     for code, line in reversed(site))
 
 
 class Slot(Generic[C]):
@@ -106,7 +112,7 @@ class Slot(Generic[C]):
         #: Handed out (to a lease or to one of the pool's own statements).
         self.in_use = False
         self.acquired_at = 0.0
-        self.site: tuple[tuple[str, int, str], ...] | None = None
+        self.site: Site | None = None
         self.leak_reported = False
         #: Being reaped (abandoned mid-command; counted until the server let go).
         self.reaping = False

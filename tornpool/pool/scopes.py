@@ -19,10 +19,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornpool.pool.connection import PoolConnection
+from tornpool.pool.lease import Lease
 from tornpool.scope import transaction_scope
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tornpool.pool.engine import PoolEngine
 
 __all__ = ["AcquireScope", "TransactionScope"]
 
@@ -30,18 +34,20 @@ __all__ = ["AcquireScope", "TransactionScope"]
 class AcquireScope:
     """Result of :meth:`tornpool.Pool.acquire`: await it, or ``async with`` it."""
 
-    __slots__ = ("_get", "_lease")
+    __slots__ = ("_engine", "_timeout", "_lease")
 
-    def __init__(self, get: Callable[[], Awaitable[PoolConnection]]) -> None:
-        self._get = get
-        self._lease: PoolConnection | None = None
+    def __init__(self, engine: PoolEngine[Any], timeout: float | None) -> None:
+        self._engine = engine
+        self._timeout = timeout
+        self._lease: Lease[Any] | None = None
 
     def __await__(self) -> Generator[Any, None, PoolConnection]:
-        return self._get().__await__()
+        lease = yield from self._engine.acquire(self._timeout).__await__()
+        return lease  # type: ignore[return-value]
 
     async def __aenter__(self) -> PoolConnection:
-        self._lease = await self._get()
-        return self._lease
+        lease = self._lease = await self._engine.acquire(self._timeout)
+        return lease  # type: ignore[return-value]
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
