@@ -315,6 +315,13 @@ class Connection:
         whose packet :meth:`statement_packet` built.  Its outcome -- a busy or
         closed connection included -- arrives through the command's
         ``resolve``, synchronously from the event loop's read callback."""
+        fp = self._fp
+        if (fp.current is None and not fp.queue and fp.more_seq is None and timeout is None
+                and self._command_timeout is None and not self._green.busy
+                and not self._green.streaming and not self._wire.dead and self._opened
+                and self._thread == _get_ident()):
+            fp.submit(cmd)  # the usual case, checked in one go: idle, open, no deadline
+            return
         problem = self._problem()
         if problem is not None:
             cmd.resolve(None, problem)

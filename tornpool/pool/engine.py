@@ -272,18 +272,21 @@ class PoolEngine(Generic[C]):
 
     # -- handing out ------------------------------------------------------------------
 
-    def submit(self, waiter: Any, timeout: float | None) -> None:
+    def submit(self, waiter: Any, timeout: float | None,
+               loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Serve ``waiter`` a connection now if one is idle and nobody waits,
         else queue it (FIFO) with a deadline ``timeout`` seconds away
         (default: the pool's ``timeout``).  ``waiter.deliver(slot)`` is called
         with the slot marked in use; the waiter owns it until it calls
         :meth:`release`.  Errors (closed pool, too many waiters, deadline)
-        come through ``waiter.fail(exc)``."""
-        try:
-            loop = self.bind()
-        except WrongEventLoop as exc:
-            waiter.fail(exc)
-            return
+        come through ``waiter.fail(exc)``.  ``loop``: what :meth:`bind` just
+        returned to the caller (saves checking twice)."""
+        if loop is None:
+            try:
+                loop = self.bind()
+            except WrongEventLoop as exc:
+                waiter.fail(exc)
+                return
         priority = waiter in self._priority if self._priority else False
         if self._closing and not priority:
             waiter.fail(PoolClosed(0, "%s is closed" % self.name))

@@ -89,7 +89,16 @@ class _PooledStatement(Statement):
 
     def __init__(self, engine: PoolEngine[Connection], future: CommandFuture[Any], query: Any,
                  args: Any, cls: Any, timeout: float | None, deadline: float) -> None:
-        super().__init__(b"", 0, cls, DETACHED)
+        # (no super().__init__: this runs once per query)
+        self.packet = b""
+        self.seq = 0
+        self.user = True
+        self.timer = None
+        self.cursor_class = cls
+        self.handle = DETACHED
+        self.replies = None
+        self.error = None
+        self.result = None
         self.engine = engine
         self.future = future
         self.query = query
@@ -428,7 +437,7 @@ class Pool:
             return fut
         wait = engine.timeout if timeout is None else timeout
         request = _PooledStatement(engine, fut, query, args, cls, timeout, loop.time() + wait)
-        engine.submit(request, wait)
+        engine.submit(request, wait, loop)
         return fut
 
     async def _on_lease(self, method: str, timeout: float | None, *args: Any, **kwargs: Any) -> Any:

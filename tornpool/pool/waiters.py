@@ -38,15 +38,23 @@ class Waiter(Protocol):
 class WaitQueue:
     """FIFO queue of waiters; see the module docstring.
 
+    Deadlines usually arrive in increasing order (most requests use the
+    pool's one timeout), so they go to a plain deque, an append each; only a
+    deadline earlier than the last one queued goes to a heap.  One timer is
+    armed for the earliest of both.
+
     :param on_timeout: builds the exception a waiter fails with at its
         deadline (called once per expired waiter).
     """
 
-    __slots__ = ("_queue", "_heap", "_timer", "_timer_at", "_loop", "_on_timeout", "_count")
+    __slots__ = ("_queue", "_ordered", "_heap", "_timer", "_timer_at", "_loop", "_on_timeout",
+                 "_count")
 
     def __init__(self, on_timeout: Callable[[], BaseException]) -> None:
         self._queue: collections.deque[Waiter] = collections.deque()
-        # (loop time, tie-breaker, waiter) for waiters that may time out
+        # (loop time, waiter), deadlines in increasing order
+        self._ordered: collections.deque[tuple[float, Waiter]] = collections.deque()
+        # (loop time, tie-breaker, waiter) for deadlines that came out of order
         self._heap: list[tuple[float, int, Waiter]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
@@ -81,11 +89,17 @@ class WaitQueue:
         if deadline is None:
             return
         self._loop = loop
-        heap = self._heap
-        while heap and heap[0][2].done:
-            heapq.heappop(heap)
-        self._count += 1
-        heapq.heappush(heap, (deadline, self._count, waiter))
+        ordered = self._ordered
+        while ordered and ordered[0][1].done:
+            ordered.popleft()  # served or gone: its deadline no longer matters
+        if not ordered or deadline >= ordered[-1][0]:
+            ordered.append((deadline, waiter))
+        else:
+            heap = self._heap
+            while heap and heap[0][2].done:
+                heapq.heappop(heap)
+            self._count += 1
+            heapq.heappush(heap, (deadline, self._count, waiter))
         if deadline < self._timer_at:
             self._rearm()
 
@@ -96,8 +110,6 @@ class WaitQueue:
             waiter = queue.popleft()
             if not waiter.done:
                 return waiter
-        if self._heap:
-            self._rearm()
         return None
 
     def remove(self, waiter: Waiter) -> None:
@@ -116,7 +128,8 @@ class WaitQueue:
         self._queue.extend(kept)
         for waiter in waiters:
             waiter.fail(exc)
-        self._heap = [entry for entry in self._heap if not entry[2].done]
+        self._ordered = collections.deque(e for e in self._ordered if not e[1].done)
+        self._heap = [e for e in self._heap if not e[2].done]
         heapq.heapify(self._heap)
         self._rearm()
         return len(waiters)
@@ -126,18 +139,23 @@ class WaitQueue:
         """True while the deadline timer is armed (for tests and stats)."""
         return self._timer is not None
 
+    def _earliest(self) -> float:
+        ordered, heap = self._ordered, self._heap
+        while ordered and ordered[0][1].done:
+            ordered.popleft()
+        while heap and heap[0][2].done:
+            heapq.heappop(heap)
+        first = ordered[0][0] if ordered else float("inf")
+        return min(first, heap[0][0]) if heap else first
+
     def _rearm(self) -> None:
         """Point the timer at the earliest waiter still waiting (none: no timer)."""
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
-        self._timer_at = float("inf")
-        heap = self._heap
-        while heap and heap[0][2].done:
-            heapq.heappop(heap)
-        if heap and self._loop is not None:
-            self._timer_at = heap[0][0]
-            self._timer = self._loop.call_at(self._timer_at, self._expire)
+        self._timer_at = when = self._earliest()
+        if when != float("inf") and self._loop is not None:
+            self._timer = self._loop.call_at(when, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
@@ -145,8 +163,12 @@ class WaitQueue:
         assert loop is not None
         # asyncio runs a timer up to its clock resolution early
         now = loop.time() + 1e-6
-        heap = self._heap
         expired = []
+        ordered, heap = self._ordered, self._heap
+        while ordered and ordered[0][0] <= now:
+            waiter = ordered.popleft()[1]
+            if not waiter.done:
+                expired.append(waiter)
         while heap and heap[0][0] <= now:
             waiter = heapq.heappop(heap)[2]
             if not waiter.done:
