@@ -202,6 +202,17 @@ decode_row(modstate *st, PlanObject *plan, const unsigned char *b, Py_ssize_t st
 static int
 index_arg(PyObject *obj, Py_ssize_t *out)
 {
+    if (PyLong_CheckExact(obj)) {
+        /* the usual case, without the __index__ round trip */
+        Py_ssize_t v = PyLong_AsSsize_t(obj);
+        if (v == -1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return -1;
+            PyErr_Clear();
+        }
+        *out = v < 0 ? -1 : v;
+        return 0;
+    }
     PyObject *idx = PyNumber_Index(obj);
     if (idx == NULL)
         return -1;
