@@ -22,16 +22,22 @@ C_SKIP_REASON = (
     "`TORNPOOL_BUILD_EXT=1 python setup.py build_ext --inplace`"
 )
 
-#: pytest params over both implementations; the C one is skipped (with the
-#: reason above) when the extension is not built.
-IMPLS = [
-    pytest.param(codec.pure, id="python"),
-    pytest.param(
-        codec.speedups,
-        id="c",
-        marks=pytest.mark.skipif(codec.speedups is None, reason=C_SKIP_REASON),
-    ),
-]
+
+def both_params(pure_module: Any) -> List[Any]:
+    """pytest params: *pure_module* and the C module, the C one skipped
+    (with the reason above) when the extension is not built."""
+    return [
+        pytest.param(pure_module, id="python"),
+        pytest.param(
+            codec.speedups,
+            id="c",
+            marks=pytest.mark.skipif(codec.speedups is None, reason=C_SKIP_REASON),
+        ),
+    ]
+
+
+#: pytest params over both implementations of the row codec.
+IMPLS = both_params(codec.pure)
 
 #: Both modules when available, for differential tests that compare them.
 BOTH = [m for m in (codec.pure, codec.speedups) if m is not None]
@@ -130,21 +136,13 @@ import pymysql  # noqa: E402
 from pymysql import err as pymysql_err  # noqa: E402
 from pymysql.constants import FIELD_TYPE  # noqa: E402
 
-#: Reader modules (the C one skipped when not built), for parametrising.
-READERS = [
-    pytest.param(codec.pure_reader, id="python"),
-    pytest.param(
-        codec.speedups,
-        id="c",
-        marks=pytest.mark.skipif(codec.speedups is None, reason=C_SKIP_REASON),
-    ),
-]
+#: pytest params over both response readers.
+READERS = both_params(codec.pure_reader)
 
 #: Both reader modules when available, for differential tests.
 BOTH_READERS = [m for m in (codec.pure_reader, codec.speedups) if m is not None]
 
 MAX_PACKET = 0xFFFFFF
-TERMINAL = ("OK", "RESULT", "ERROR", "END", "LOCAL_INFILE", "BAD_SEQ")
 STATUS_NAMES = ("NEED", "OK", "RESULT", "ERROR", "META", "LOCAL_INFILE", "COLUMNS", "ROWS",
                 "END", "BAD_SEQ")
 

@@ -655,27 +655,6 @@ fail:
     return -1;
 }
 
-/* Converts limit; *out is -1 when negative, PY_SSIZE_T_MAX when huge. */
-static int
-limit_arg(PyObject *obj, Py_ssize_t *out)
-{
-    PyObject *idx = PyNumber_Index(obj);
-    if (idx == NULL)
-        return -1;
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(idx, &overflow);
-    Py_DECREF(idx);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    if (overflow > 0 || v > PY_SSIZE_T_MAX)
-        *out = PY_SSIZE_T_MAX;
-    else if (overflow < 0 || v < 0)
-        *out = -1;
-    else
-        *out = (Py_ssize_t)v;
-    return 0;
-}
-
 static PyObject *
 reader_feed(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -692,23 +671,13 @@ reader_feed(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, self->phase == PH_IDLE ? R_IDLE_MSG : R_DONE_MSG);
         return NULL;
     }
-    PyObject *bufobj = args[0];
-    if (!PyObject_CheckBuffer(bufobj)) {
-        PyErr_Format(PyExc_TypeError, R_BUF_MSG, Py_TYPE(bufobj)->tp_name);
-        return NULL;
-    }
     Py_buffer view;
-    if (PyObject_GetBuffer(bufobj, &view, PyBUF_SIMPLE) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_BufferError, R_CONTIG_MSG);
-        }
+    if (get_buffer(args[0], &view, R_BUF_MSG, R_CONTIG_MSG) < 0)
         return NULL;
-    }
     int status = -1;
     Py_ssize_t pos, end, limit = 0;
     if (index_arg(args[1], &pos) < 0 || index_arg(args[2], &end) < 0
-        || (nargs == 5 && limit_arg(args[4], &limit) < 0))
+        || (nargs == 5 && index_value(args[4], &limit, PY_SSIZE_T_MAX) < 0))
         goto done;
     if (pos < 0 || end < 0 || pos > end || end > view.len) {
         PyErr_SetString(PyExc_ValueError, R_ARGS_MSG);
@@ -736,6 +705,19 @@ done:
 
 /* ----------------------------------------------------------------- start */
 
+/* Drops every reference held for the current response. */
+static void
+reader_drop_response(ReaderObject *self)
+{
+    Py_CLEAR(self->message);
+    Py_CLEAR(self->shape);
+    Py_CLEAR(self->meta_key);
+    Py_CLEAR(self->rows);
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->plan);
+    acc_drop(self, 0);
+}
+
 /* Drops what the previous response left (the caller sets busy). */
 static void
 reader_reset(ReaderObject *self, int seq)
@@ -749,13 +731,7 @@ reader_reset(ReaderObject *self, int seq)
     self->affected = self->insert_id = 0;
     self->server_status = self->warning_count = 0;
     self->got_seq = -1;
-    Py_CLEAR(self->message);
-    Py_CLEAR(self->shape);
-    Py_CLEAR(self->meta_key);
-    Py_CLEAR(self->rows);
-    Py_CLEAR(self->error);
-    Py_CLEAR(self->plan);
-    acc_drop(self, 0);
+    reader_drop_response(self);
     acc_shrink(self);
 }
 
@@ -826,14 +802,8 @@ reader_traverse(ReaderObject *self, visitproc visit, void *arg)
 static int
 reader_clear(ReaderObject *self)
 {
-    Py_CLEAR(self->message);
-    Py_CLEAR(self->shape);
-    Py_CLEAR(self->meta_key);
-    Py_CLEAR(self->rows);
-    Py_CLEAR(self->error);
-    Py_CLEAR(self->plan);
+    reader_drop_response(self);
     Py_CLEAR(self->memo_key);
-    acc_drop(self, 0);
     return 0;
 }
 
