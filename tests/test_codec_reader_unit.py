@@ -41,6 +41,10 @@ def test_status_codes_are_shared(mod: Any) -> None:
     for i, name in enumerate(STATUS_NAMES):
         assert getattr(mod, name) == i
         assert getattr(codec, name) == i
+    # tornpool.codec exports the active implementation's reader
+    active = codec.speedups if codec.IMPL == "c" else codec.pure_reader
+    assert codec.ResponseReader is active.ResponseReader
+    assert codec.build_command is active.build_command
 
 
 def test_select1_meta_then_result(mod: Any) -> None:
