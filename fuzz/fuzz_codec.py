@@ -281,7 +281,7 @@ def main() -> int:
                     help="compare with PyMySQL's row path on every Nth case")
     ap.add_argument("--responses", type=int, default=None,
                     help="responses for the ResponseReader fuzz (default: packets / 10)")
-    ap.add_argument("--split-every", type=int, default=5000,
+    ap.add_argument("--split-every", type=int, default=1000,
                     help="every Nth response carries a row split over 0xFFFFFF-byte packets")
     args = ap.parse_args()
     from tornpool import codec

@@ -16,10 +16,12 @@ a throwaway ``mariadbd`` from tornpool.testing).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
-from typing import Any, Dict, List, Tuple
+import types
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pymysql
 import pytest
@@ -44,29 +46,29 @@ NARROW = "tornpool_reader_narrow"
 PROC = "tornpool_reader_proc"
 
 
-class _Tee:
-    """File-like wrapper recording every byte PyMySQL reads through it."""
+@contextlib.contextmanager
+def recording(conn: Any) -> Iterator[bytearray]:
+    """Every byte PyMySQL reads from *conn* while inside, in order."""
+    raw = conn._rfile
+    seen = bytearray()
 
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self.data = bytearray()
+    def read(n: int = -1) -> bytes:
+        got = raw.read(n)
+        seen.extend(got)
+        return got
 
-    def read(self, n: int = -1) -> bytes:
-        b = self.raw.read(n)
-        self.data += b
-        return b
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
+    conn._rfile = types.SimpleNamespace(read=read, close=raw.close)
+    try:
+        yield seen
+    finally:
+        conn._rfile = raw
 
 
 def capture(conn: Any, sql: str) -> Tuple[bytes, List[dict]]:
     """Run *sql*; return the response's raw bytes and what live PyMySQL
     reported per result (rows, OK fields, or the exception)."""
-    tee = _Tee(conn._rfile)
-    conn._rfile = tee
     live: List[dict] = []
-    try:
+    with recording(conn) as seen:
         try:
             conn.query(sql)
             while True:
@@ -79,9 +81,7 @@ def capture(conn: Any, sql: str) -> Tuple[bytes, List[dict]]:
                 conn.next_result()
         except pymysql.MySQLError as exc:
             live.append({"exc": (type(exc), exc.args)})
-    finally:
-        conn._rfile = tee.raw
-    return bytes(tee.data), live
+    return bytes(seen), live
 
 
 @pytest.fixture(scope="module")
@@ -204,14 +204,10 @@ def test_command_bytes_are_what_the_server_answers(mod: Any, conn: Any) -> None:
     frame, seq = mod.build_command(3, b"SELECT 42 AS x")
     conn._sock.sendall(frame)
     conn._next_seq_id = seq
-    tee = _Tee(conn._rfile)
-    conn._rfile = tee
-    try:
+    with recording(conn) as seen:
         conn._read_query_result()
-        assert conn._result.rows == ((42,),)
-    finally:
-        conn._rfile = tee.raw
-    data = bytes(tee.data)
+    assert conn._result.rows == ((42,),)
+    data = bytes(seen)
     assert data[3] == seq
     d = drive(mod, data, conn._result.converters, seq=seq)
     assert d.results[0]["status"] == "RESULT" and d.results[0]["rows"] == typed([(42,)])

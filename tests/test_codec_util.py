@@ -22,16 +22,22 @@ C_SKIP_REASON = (
     "`TORNPOOL_BUILD_EXT=1 python setup.py build_ext --inplace`"
 )
 
-#: pytest params over both implementations; the C one is skipped (with the
-#: reason above) when the extension is not built.
-IMPLS = [
-    pytest.param(codec.pure, id="python"),
-    pytest.param(
-        codec.speedups,
-        id="c",
-        marks=pytest.mark.skipif(codec.speedups is None, reason=C_SKIP_REASON),
-    ),
-]
+
+def both_params(pure_module: Any) -> List[Any]:
+    """pytest params: *pure_module* and the C module, the C one skipped
+    (with the reason above) when the extension is not built."""
+    return [
+        pytest.param(pure_module, id="python"),
+        pytest.param(
+            codec.speedups,
+            id="c",
+            marks=pytest.mark.skipif(codec.speedups is None, reason=C_SKIP_REASON),
+        ),
+    ]
+
+
+#: pytest params over both implementations of the row codec.
+IMPLS = both_params(codec.pure)
 
 #: Both modules when available, for differential tests that compare them.
 BOTH = [m for m in (codec.pure, codec.speedups) if m is not None]
@@ -130,21 +136,13 @@ import pymysql  # noqa: E402
 from pymysql import err as pymysql_err  # noqa: E402
 from pymysql.constants import FIELD_TYPE  # noqa: E402
 
-#: Reader modules (the C one skipped when not built), for parametrising.
-READERS = [
-    pytest.param(codec.pure_reader, id="python"),
-    pytest.param(
-        codec.speedups,
-        id="c",
-        marks=pytest.mark.skipif(codec.speedups is None, reason=C_SKIP_REASON),
-    ),
-]
+#: pytest params over both response readers.
+READERS = both_params(codec.pure_reader)
 
 #: Both reader modules when available, for differential tests.
 BOTH_READERS = [m for m in (codec.pure_reader, codec.speedups) if m is not None]
 
 MAX_PACKET = 0xFFFFFF
-TERMINAL = ("OK", "RESULT", "ERROR", "END", "LOCAL_INFILE", "BAD_SEQ")
 STATUS_NAMES = ("NEED", "OK", "RESULT", "ERROR", "META", "LOCAL_INFILE", "COLUMNS", "ROWS",
                 "END", "BAD_SEQ")
 
@@ -451,3 +449,44 @@ def check_against_pymysql(d: Drive, want: List[dict], unbuffered: bool = False) 
             assert got["rows"] == w["rows"]
             assert got["warning_count"] == w["warning_count"]
         assert bool(got["server_status"] & 8) == w["has_next"]
+
+
+# Small helpers of the reader unit tests.
+
+ONE_COL = [column_def(b"1", FIELD_TYPE.LONGLONG)]
+
+
+def select1(seq: int = 1, status: int = 2) -> bytes:
+    """SELECT 1's whole response, as MariaDB sends it."""
+    return packets(result_payloads(ONE_COL, [[b"1"]], status=status), seq)
+
+
+def block_of(data: bytes, header_len: int = 5) -> bytes:
+    """The column block of a one-result response (after a short header)."""
+    p = header_len
+    while True:
+        n = data[p] | data[p + 1] << 8 | data[p + 2] << 16
+        payload = data[p + 4:p + 4 + n]
+        p += 4 + n
+        if payload[:1] == b"\xfe" and n < 9:
+            return data[header_len:p]
+
+
+def feed_all(mod: Any, data: Any, meta: dict, seq: int = 1, unbuffered: bool = False,
+             limit: int = 0) -> Any:
+    """A new reader of *mod* fed the whole of *data* once: (reader, status)."""
+    r = mod.ResponseReader()
+    r.start(seq, unbuffered)
+    status = r.feed(data, 0, len(data), meta, limit)
+    return r, status
+
+
+def meta_for(mod: Any, data: bytes, converters: list, header_len: int = 5) -> dict:
+    """A ``meta`` that knows *data*'s column block, with a plan of *converters*."""
+    return {block_of(data, header_len): Shape(plans_of(mod).make_plan(converters))}
+
+
+def reader_state(r: Any) -> tuple:
+    """Every attribute of a reader, for before/after comparisons."""
+    return (r.pos, r.seq, r.need, r.field_count, r.affected_rows, r.insert_id, r.server_status,
+            r.warning_count, r.message, r.shape, r.meta_key, r.rows, r.error, r.got_seq)

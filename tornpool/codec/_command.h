@@ -31,19 +31,9 @@ build_command(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, CMD_MSG);
         return NULL;
     }
-    PyObject *payload = args[1];
-    if (!PyObject_CheckBuffer(payload)) {
-        PyErr_Format(PyExc_TypeError, CMD_BUF_MSG, Py_TYPE(payload)->tp_name);
-        return NULL;
-    }
     Py_buffer view;
-    if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_BufferError, CMD_CONTIG_MSG);
-        }
+    if (get_buffer(args[1], &view, CMD_BUF_MSG, CMD_CONTIG_MSG) < 0)
         return NULL;
-    }
     PyObject *result = NULL;
     Py_ssize_t body = view.len + 1; /* the command byte, then the payload */
     Py_ssize_t npackets = body / MAX_PACKET + 1;

@@ -131,13 +131,7 @@ def decode_rows(
     """
     if type(plan) is not Plan:
         raise TypeError(_PLAN_MSG)
-    try:
-        mv = memoryview(buf)
-    except TypeError:
-        raise TypeError(_BUF_MSG % type(buf).__name__) from None
-    with mv:
-        if not mv.c_contiguous:
-            raise BufferError(_CONTIG_MSG)
+    with open_buffer(buf, _BUF_MSG, _CONTIG_MSG) as mv:
         pos = operator.index(pos)
         end = operator.index(end)
         seq = operator.index(seq)
@@ -145,15 +139,35 @@ def decode_rows(
             raise ValueError(_ARGS_MSG)
         if not 0 <= seq <= 255:
             raise ValueError(_SEQ_MSG)
-        if mv.format != "B" or mv.ndim != 1:
-            with mv.cast("B") as flat:
-                data = bytes(flat[pos:end])
-        else:
-            data = bytes(mv[pos:end])
+        data = view_bytes(mv, pos, end)
         # The export on ``buf`` stays held while converters run, exactly like
         # the C twin, so a converter that tries to resize a bytearray gets the
         # same BufferError from both.
         return _decode(data, pos, seq, plan)
+
+
+def open_buffer(buf: Any, type_msg: str, contig_msg: str) -> memoryview:
+    """A memoryview of *buf*, checked as the C twin checks a buffer argument.
+
+    :raises TypeError: ``type_msg % type name`` if *buf* is not bytes-like.
+    :raises BufferError: *contig_msg* if it is not C-contiguous.
+    """
+    try:
+        mv = memoryview(buf)
+    except TypeError:
+        raise TypeError(type_msg % type(buf).__name__) from None
+    if not mv.c_contiguous:
+        mv.release()
+        raise BufferError(contig_msg)
+    return mv
+
+
+def view_bytes(mv: memoryview, pos: int, end: int) -> bytes:
+    """Bytes ``pos:end`` of *mv*, whatever its format and shape."""
+    if mv.format != "B" or mv.ndim != 1:
+        with mv.cast("B") as flat:
+            return bytes(flat[pos:end])
+    return bytes(mv[pos:end])
 
 
 def _decode(

@@ -222,13 +222,7 @@ class ResponseReader:
             raise RuntimeError(_IDLE_MSG)
         if self._phase == _DONE:
             raise RuntimeError(_DONE_MSG)
-        try:
-            mv = memoryview(buf)
-        except TypeError:
-            raise TypeError(_BUF_MSG % type(buf).__name__) from None
-        with mv:
-            if not mv.c_contiguous:
-                raise BufferError(_CONTIG_MSG)
+        with _pure.open_buffer(buf, _BUF_MSG, _CONTIG_MSG) as mv:
             pos = operator.index(pos)
             end = operator.index(end)
             limit = operator.index(limit)
@@ -238,11 +232,7 @@ class ResponseReader:
                 raise ValueError(_LIMIT_MSG)
             if not isinstance(meta, dict):
                 raise TypeError(_META_MSG % type(meta).__name__)
-            if mv.format != "B" or mv.ndim != 1:
-                with mv.cast("B") as flat:
-                    data = bytes(flat[pos:end])
-            else:
-                data = bytes(mv[pos:end])
+            data = _pure.view_bytes(mv, pos, end)
             # The export stays held while converters run, as in the C twin.
             self._busy = True
             try:
@@ -526,13 +516,7 @@ def build_command(command: int, payload: Any, /) -> Tuple[bytes, int]:
     command = operator.index(command)
     if not 0 <= command <= 255:
         raise ValueError(_CMD_MSG)
-    try:
-        mv = memoryview(payload)
-    except TypeError:
-        raise TypeError(_CMD_BUF_MSG % type(payload).__name__) from None
-    with mv:
-        if not mv.c_contiguous:
-            raise BufferError(_CMD_CONTIG_MSG)
+    with _pure.open_buffer(payload, _CMD_BUF_MSG, _CMD_CONTIG_MSG) as mv:
         body = bytes([command]) + mv.tobytes()
     total = len(body)
     npackets = total // MAX_PACKET + 1

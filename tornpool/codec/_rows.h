@@ -197,11 +197,22 @@ decode_row(modstate *st, PlanObject *plan, const unsigned char *b, Py_ssize_t st
     return row;
 }
 
-/* Converts an index-like argument; *out is -1 when it does not fit in a
- * Py_ssize_t or is negative (the caller reports a range error). */
+/* Converts an index-like argument: *out is -1 when it is negative, `above`
+ * when it does not fit in a Py_ssize_t (the caller reports range errors). */
 static int
-index_arg(PyObject *obj, Py_ssize_t *out)
+index_value(PyObject *obj, Py_ssize_t *out, Py_ssize_t above)
 {
+    if (PyLong_CheckExact(obj)) {
+        /* the usual case, without the __index__ round trip */
+        Py_ssize_t v = PyLong_AsSsize_t(obj);
+        if (v != -1 || !PyErr_Occurred()) {
+            *out = v < 0 ? -1 : v;
+            return 0;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear(); /* too large either way: the sign is found below */
+    }
     PyObject *idx = PyNumber_Index(obj);
     if (idx == NULL)
         return -1;
@@ -210,10 +221,41 @@ index_arg(PyObject *obj, Py_ssize_t *out)
     Py_DECREF(idx);
     if (v == -1 && PyErr_Occurred())
         return -1;
-    if (overflow != 0 || v < 0 || v > PY_SSIZE_T_MAX)
+    if (overflow > 0 || v > PY_SSIZE_T_MAX)
+        *out = above;
+    else if (overflow < 0 || v < 0)
         *out = -1;
     else
         *out = (Py_ssize_t)v;
+    return 0;
+}
+
+/* An offset or sequence id: -1 (out of range) when negative or huge. */
+static int
+index_arg(PyObject *obj, Py_ssize_t *out)
+{
+    return index_value(obj, out, -1);
+}
+
+/* The C-contiguous buffer of obj in *view (release it with
+ * PyBuffer_Release), or -1 with TypeError(type_msg % type name) for a
+ * non-buffer or BufferError(contig_msg) for a non-contiguous one: the
+ * checks and messages of every function taking a buffer, as the pure twins
+ * make them with memoryview. */
+static int
+get_buffer(PyObject *obj, Py_buffer *view, const char *type_msg, const char *contig_msg)
+{
+    if (!PyObject_CheckBuffer(obj)) {
+        PyErr_Format(PyExc_TypeError, type_msg, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_BufferError, contig_msg);
+        }
+        return -1;
+    }
     return 0;
 }
 
@@ -235,18 +277,9 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PlanObject *plan = (PlanObject *)args[4];
-    if (!PyObject_CheckBuffer(bufobj)) {
-        PyErr_Format(PyExc_TypeError, BUF_MSG, Py_TYPE(bufobj)->tp_name);
-        return NULL;
-    }
     Py_buffer view;
-    if (PyObject_GetBuffer(bufobj, &view, PyBUF_SIMPLE) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_BufferError, CONTIG_MSG);
-        }
+    if (get_buffer(bufobj, &view, BUF_MSG, CONTIG_MSG) < 0)
         return NULL;
-    }
     /* From here on every exit goes through `done` to release the export. */
     PyObject *result = NULL, *rows = NULL;
     Py_ssize_t stack_offs[STACK_COLS], stack_lens[STACK_COLS];

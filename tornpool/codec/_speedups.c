@@ -17,7 +17,9 @@
  *   _numbers.h  strict parsers: int, float (Clinger / Eisel-Lemire), dates
  *   _text.h     text decoding exactly as bytes.decode() does it
  *   _rows.h     one row payload -> tuple; decode_rows()
- *   _reader.h   ResponseReader: a whole text-protocol response, incrementally
+ *   _reader_state.h, _reader.h, _reader_type.h
+ *               ResponseReader: a whole text-protocol response, incrementally
+ *               (its object and helpers; the parser and feed(); start() and the type)
  *   _command.h  build_command(): a command's packets as PyMySQL writes them
  *
  * Rules: no I/O, no global mutable state besides the datetime C-API capsule
@@ -98,7 +100,9 @@ get_state(PyObject *module)
 #include "_numbers.h"
 #include "_text.h"
 #include "_rows.h"
+#include "_reader_state.h"
 #include "_reader.h"
+#include "_reader_type.h"
 #include "_command.h"
 
 /* ---------------------------------------------------------------- module */
