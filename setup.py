@@ -8,10 +8,11 @@ decides what happens when it cannot be built:
 * ``0``: skip the extension entirely.
 """
 
+import glob
 import os
 import sys
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 MODE = os.environ.get("TORNPOOL_BUILD_EXT", "").strip()
@@ -53,6 +54,8 @@ if MODE != "0":
         Extension(
             "tornpool.codec._speedups",
             sources=["tornpool/codec/_speedups.c"],
+            # the parts _speedups.c #includes: a change to any rebuilds it
+            depends=sorted(glob.glob("tornpool/codec/_*.h")),
             extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     )
@@ -65,8 +68,9 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=["tornpool", "tornpool.codec", "tornpool.testing"],
-    package_data={"tornpool": ["py.typed"], "tornpool.codec": ["_speedups.pyi", "_speedups.c"]},
+    packages=find_packages(include=["tornpool", "tornpool.*"]),
+    package_data={"tornpool": ["py.typed"],
+                  "tornpool.codec": ["_speedups.pyi", "_speedups.c", "_*.h"]},
     install_requires=[
         "tornado>=6.5",
         "greenlet>=3",
