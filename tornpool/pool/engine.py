@@ -42,6 +42,7 @@ from tornpool.errors import (
     WrongEventLoop,
 )
 from tornpool.pool import health
+from tornpool.pool.events import Listeners
 from tornpool.pool.fleet import Fleet
 from tornpool.pool.lease import Lease, Poolable, Site, Slot, capture_site, where_acquired
 from tornpool.pool.stats import PoolStats
@@ -171,6 +172,8 @@ class PoolEngine(Generic[C]):
         self.owner = owner if owner is not None else self
         self.backoff = health.Backoff(reconnect_interval, reconnect_max_interval, reconnect_timeout)
         self.stats = PoolStats()
+        #: Lifecycle event listeners (see :mod:`tornpool.pool.events`).
+        self.events = Listeners(self.name)
         self._recycle = recycle or _rollback_if_needed
         self._reap = reap
         self._permanent = permanent_error or (lambda exc: False)
@@ -186,6 +189,7 @@ class PoolEngine(Generic[C]):
             close_timeout=check_timeout,
             backoff=self.backoff,
             stats=self.stats,
+            events=self.events,
             on_ready=self.put,
             on_failed=self._connect_failed,
             on_gone=self._notify_returned,
@@ -384,8 +388,12 @@ class PoolEngine(Generic[C]):
         """Mark ``slot`` in use by ``waiter`` and deliver it."""
         queued = waiter.queued_at
         if queued:
-            self.stats.wait_s += now - queued
+            waited = now - queued
+            self.stats.wait_s += waited
+            self.stats.wait.observe(waited)
             waiter.queued_at = 0.0
+        else:
+            self.stats.wait.observe(0.0)
         slot.in_use = True
         slot.uses += 1
         slot.acquired_at = now
@@ -400,6 +408,8 @@ class PoolEngine(Generic[C]):
             msg += " (server unreachable: %s)" % (error,)
         exc = PoolTimeout(0, msg)
         exc.__cause__ = error
+        self.stats.error(exc)
+        self.events.emit("timeout", None, msg)
         return exc
 
     # -- giving back ------------------------------------------------------------------
@@ -411,7 +421,9 @@ class PoolEngine(Generic[C]):
         now = _monotonic()
         slot.in_use = False
         slot.lease_ref = None
-        self.stats.usage_s += now - slot.acquired_at
+        used = now - slot.acquired_at
+        self.stats.usage_s += used
+        self.stats.usage.observe(used)
         fleet = self.fleet
         if not fleet.owns(slot):
             return  # terminated by close() meanwhile
@@ -540,6 +552,32 @@ class PoolEngine(Generic[C]):
             lease = slot.lease
             if lease is not None:
                 out.append(lease)
+        return out
+
+    def connections(self) -> list[dict[str, Any]]:
+        """One dict per counted connection: ``id`` (the server's, if the
+        driver tells), ``state`` (``idle``, ``in use``, ``closing``,
+        ``reaping``), ``age_s``, ``uses``, and ``idle_s`` or ``held_s``."""
+        now = _monotonic()
+        out = []
+        for slot in self.fleet.slots.values():
+            if slot.reaping:
+                state = "reaping"
+            elif slot.closing:
+                state = "closing"
+            elif slot.in_use:
+                state = "in use"
+            else:
+                state = "idle"
+            info: dict[str, Any] = {
+                "id": getattr(slot.conn, "thread_id", None), "state": state,
+                "age_s": now - slot.created, "uses": slot.uses,
+            }
+            if state == "in use":
+                info["held_s"] = now - slot.acquired_at
+            elif state == "idle":
+                info["idle_s"] = now - slot.last_used
+            out.append(info)
         return out
 
     def snapshot(self, reset: bool = False) -> dict[str, int]:

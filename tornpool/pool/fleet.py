@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from tornpool.pool.events import Listeners
 from tornpool.pool.health import Backoff
 from tornpool.pool.lease import Poolable, Slot
 from tornpool.pool.stats import PoolStats
@@ -57,6 +58,7 @@ class Fleet(Generic[C]):
         close_timeout: float,
         backoff: Backoff,
         stats: PoolStats,
+        events: Listeners,
         on_ready: Callable[[Slot[C]], None],
         on_failed: Callable[[Exception, bool], None],
         on_gone: Callable[[], None],
@@ -75,6 +77,7 @@ class Fleet(Generic[C]):
         self.close_linger = 0.05
         self.backoff = backoff
         self.stats = stats
+        self.events = events
         self._on_ready = on_ready
         self._on_failed = on_failed
         self._on_gone = on_gone
@@ -149,6 +152,8 @@ class Fleet(Generic[C]):
     def lost(self, slot: Slot[C]) -> None:
         """A connection found closed or broken: forget it (or reap it)."""
         self.stats.connections_lost += 1
+        if self.events and self.owns(slot):
+            self.events.emit("lost", _thread_id(slot.conn), "found closed or broken")
         self.discard(slot)
 
     def discard(self, slot: Slot[C]) -> None:
@@ -171,6 +176,7 @@ class Fleet(Generic[C]):
         if not self.owns(slot):
             return
         self._unpark(slot)
+        slot.closing = True
         self.spawn(self._close(slot))
 
     async def _close(self, slot: Slot[C]) -> None:
@@ -179,6 +185,7 @@ class Fleet(Generic[C]):
         except BaseException:
             slot.conn.terminate()
         finally:
+            self.events.emit("closed", _thread_id(slot.conn), "retired")
             self._forget_later(slot)
 
     async def _reap(self, slot: Slot[C]) -> None:
@@ -186,6 +193,7 @@ class Fleet(Generic[C]):
         try:
             await self._reaper(slot)
         finally:
+            self.events.emit("reaped", _thread_id(slot.conn), "closed mid-command; dropped by the server")
             self._forget(slot)
 
     def _forget_later(self, slot: Slot[C]) -> None:
@@ -314,6 +322,7 @@ class Fleet(Generic[C]):
             self.pending -= 1
             stats.connect_s += _monotonic() - t0
             stats.connections_errors += 1
+            self.events.emit("connect_failed", None, str(exc))
             self._on_failed(exc, announce)
             self.grow()
             return exc
@@ -329,6 +338,16 @@ class Fleet(Generic[C]):
         expires = now + life * (1.0 - self.lifetime_jitter * random.random()) if life else float("inf")
         slot = Slot(conn, now, expires, self.generation)
         self.slots[id(conn)] = slot
+        self.events.emit("connect", _thread_id(conn))
         self._on_ready(slot)
         self.grow()
         return None
+
+
+def _thread_id(conn: Any) -> int | None:
+    """The server's id of ``conn``, if its driver tells (tornpool's does)."""
+    try:
+        tid = conn.thread_id
+    except Exception:  # noqa: BLE001 - any driver
+        return None
+    return tid if isinstance(tid, int) else None

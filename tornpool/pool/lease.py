@@ -96,7 +96,7 @@ class Slot(Generic[C]):
 
     __slots__ = (
         "conn", "created", "expires", "last_used", "uses", "generation", "lease_ref",
-        "in_use", "acquired_at", "site", "leak_reported", "reaping", "__weakref__",
+        "in_use", "acquired_at", "site", "leak_reported", "reaping", "closing", "__weakref__",
     )
 
     def __init__(self, conn: C, now: float, expires: float, generation: int) -> None:
@@ -116,6 +116,8 @@ class Slot(Generic[C]):
         self.leak_reported = False
         #: Being reaped (abandoned mid-command; counted until the server let go).
         self.reaping = False
+        #: Being closed gracefully (counted until closed).
+        self.closing = False
 
     @property
     def lease(self) -> Lease[C] | None:

@@ -43,7 +43,8 @@ from tornpool.pool.connection import PoolConnection
 from tornpool.pool.engine import RETIRE, PoolEngine
 from tornpool.pool.lease import Slot, where_acquired
 from tornpool.pool.scopes import AcquireScope, TransactionScope
-from tornpool.pool.stats import render_prometheus
+from tornpool.pool.events import PoolEvent
+from tornpool.pool.stats import Histogram, render_prometheus
 
 if TYPE_CHECKING:  # pragma: no cover
     from tornpool.pool.sync import SyncPool
@@ -140,14 +141,17 @@ class _PooledStatement(Statement):
         engine = self.engine
         if slot is not None:
             engine.release(slot)
-        if exc is not None and slot is not None and not self.retried and _never_sent(exc) \
-                and not self.future.done():
-            # The statement never reached the server: run it elsewhere.
-            self.retried = True
-            self.replies = []
-            self.error = None
-            engine.resubmit(self, self.deadline)
-            return
+        if exc is not None:
+            if slot is not None and not self.retried and _never_sent(exc) and not self.future.done():
+                # The statement never reached the server: run it elsewhere.
+                self.retried = True
+                self.replies = None
+                self.error = None
+                engine.resubmit(self, self.deadline)
+                return
+            engine.stats.error(exc)
+            if engine.events:
+                engine.events.emit("error", None, "%s: %s" % (type(exc).__name__, exc))
         self.future.settle(result, exc)
 
 
@@ -519,8 +523,44 @@ class Pool:
 
     def prometheus(self, prefix: str = "tornpool") -> str:
         """:meth:`stats` in the Prometheus text exposition format, labelled
-        ``pool="<name>"``."""
-        return render_prometheus(self._engine.snapshot(), self.name, prefix)
+        ``pool="<name>"``, with the histograms ``<prefix>_request_wait_seconds``
+        (each request's wait for a connection) and
+        ``<prefix>_connection_use_seconds`` (each statement of
+        :meth:`execute`, each lease from acquire to release)."""
+        stats = self._engine.stats
+        return render_prometheus(self._engine.snapshot(), self.name, prefix, (
+            ("request_wait_seconds", "Seconds a request waited for a connection.", stats.wait),
+            ("connection_use_seconds", "Seconds a connection was in use per request.", stats.usage),
+        ))
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Copies of the latency histograms: ``wait`` (for a connection) and
+        ``use`` (of a connection); subtract two copies (``later.since(earlier)``)
+        for a window and ask it for ``quantile(0.99)``."""
+        stats = self._engine.stats
+        return {"wait": stats.wait.copy(), "use": stats.usage.copy()}
+
+    def errors(self) -> dict[str, int]:
+        """Failed requests by exception class (a copy)."""
+        return dict(self._engine.stats.errors)
+
+    def connections(self) -> list[dict[str, Any]]:
+        """Every connection the pool counts: id, state, age, uses, how long
+        idle or held (see :meth:`tornpool.pool.PoolEngine.connections`)."""
+        return self._engine.connections()
+
+    def add_listener(self, callback: Callable[[PoolEvent], None]) -> None:
+        """Call ``callback(event)`` for every lifecycle event (connect,
+        connect_failed, lost, closed, reaped, timeout, error); see
+        :mod:`tornpool.pool.events`."""
+        self._engine.events.add(callback)
+
+    def remove_listener(self, callback: Callable[[PoolEvent], None]) -> None:
+        """Stop calling ``callback``.
+
+        :raises ValueError: it was not added.
+        """
+        self._engine.events.remove(callback)
 
     def resize(self, size: int, max_size: int | None = None) -> None:
         """Change ``size`` and ``max_size``; the pool grows or shrinks in

@@ -1,13 +1,79 @@
-"""Pool statistics with psycopg_pool's names, and their Prometheus text form.
+"""Pool statistics with psycopg_pool's names, latency histograms, and their
+Prometheus text form.
 
 Counters are plain integers bumped on the hot path; times are summed in
-seconds and reported in milliseconds.  :meth:`PoolStats.snapshot` adds the
-gauges the engine knows (sizes, waiting requests).
+seconds and reported in milliseconds.  Two :class:`Histogram`s record every
+request's wait for a connection and every use of one (a statement of
+``pool.execute``, or a lease from acquire to release): a bisection and an
+increment each.  :meth:`PoolStats.snapshot` adds the gauges the engine knows
+(sizes, waiting requests).  Percentiles over a sliding window come from the
+difference of two histogram snapshots (:meth:`Histogram.quantile`).
 """
 
 from __future__ import annotations
 
-__all__ = ["PoolStats", "STATS_KEYS", "GAUGES", "render_prometheus"]
+import bisect
+from collections.abc import Sequence
+
+__all__ = ["PoolStats", "Histogram", "STATS_KEYS", "GAUGES", "BUCKETS", "render_prometheus"]
+
+#: Histogram bucket upper bounds, in seconds (the last bucket is +Inf).
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+           0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Histogram:
+    """Counts of durations per bucket of :data:`BUCKETS` (plus +Inf), their
+    sum and their number."""
+
+    __slots__ = ("counts", "sum", "count")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def copy(self) -> Histogram:
+        other = Histogram()
+        other.counts = list(self.counts)
+        other.sum = self.sum
+        other.count = self.count
+        return other
+
+    def since(self, earlier: Histogram) -> Histogram:
+        """What was observed after ``earlier`` (a :meth:`copy` of this one)."""
+        diff = Histogram()
+        diff.counts = [a - b for a, b in zip(self.counts, earlier.counts)]
+        diff.sum = self.sum - earlier.sum
+        diff.count = self.count - earlier.count
+        return diff
+
+    def quantile(self, q: float) -> float | None:
+        """An estimate of the ``q`` quantile (0..1), interpolated inside its
+        bucket; None with nothing observed.  The +Inf bucket reports its
+        lower bound."""
+        if self.count <= 0:
+            return None
+        rank = q * self.count
+        seen = 0
+        for i, n in enumerate(self.counts):
+            if n and seen + n >= rank:
+                lower = BUCKETS[i - 1] if i > 0 else 0.0
+                if i >= len(BUCKETS):
+                    return lower
+                return lower + (BUCKETS[i] - lower) * max(rank - seen, 0.0) / n
+            seen += n
+        return BUCKETS[-1]
+
+    def reset(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+        self.count = 0
 
 #: Every key of :meth:`PoolStats.snapshot`, in order.
 STATS_KEYS = (
@@ -37,10 +103,14 @@ class PoolStats:
     __slots__ = (
         "requests_num", "requests_queued", "requests_errors", "returns_bad",
         "connections_num", "connections_errors", "connections_lost",
-        "wait_s", "usage_s", "connect_s",
+        "wait_s", "usage_s", "connect_s", "wait", "usage", "errors",
     )
 
     def __init__(self) -> None:
+        #: Seconds each request waited for a connection (0 when one was idle).
+        self.wait = Histogram()
+        #: Seconds each connection was in use: a pooled statement, or a lease.
+        self.usage = Histogram()
         self.reset()
 
     def reset(self) -> None:
@@ -60,6 +130,16 @@ class PoolStats:
         self.wait_s = 0.0
         self.usage_s = 0.0
         self.connect_s = 0.0
+        self.wait.reset()
+        self.usage.reset()
+        #: Failed requests by exception class name (timeouts, lost connections,
+        #: server errors of the pool's own statements...).
+        self.errors: dict[str, int] = {}
+
+    def error(self, exc: BaseException) -> None:
+        """Count a failed request by the name of its exception's class."""
+        name = type(exc).__name__
+        self.errors[name] = self.errors.get(name, 0) + 1
 
     def snapshot(self, gauges: dict[str, int], reset: bool = False) -> dict[str, int]:
         """Counters plus ``gauges``, keyed as :data:`STATS_KEYS`."""
@@ -81,9 +161,12 @@ class PoolStats:
         return {key: values[key] for key in STATS_KEYS}
 
 
-def render_prometheus(stats: dict[str, int], name: str, prefix: str = "tornpool") -> str:
+def render_prometheus(stats: dict[str, int], name: str, prefix: str = "tornpool",
+                      histograms: Sequence[tuple[str, str, Histogram]] = ()) -> str:
     """``stats`` (a :meth:`PoolStats.snapshot`) in the Prometheus text
-    exposition format, labelled ``pool="<name>"``."""
+    exposition format, labelled ``pool="<name>"``, followed by
+    ``histograms``: ``(metric name, help text, histogram)`` each, with
+    cumulative ``le`` buckets in seconds."""
     label = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     lines = []
     for key in STATS_KEYS:
@@ -94,4 +177,15 @@ def render_prometheus(stats: dict[str, int], name: str, prefix: str = "tornpool"
             metric += "_total"
             lines.append("# TYPE %s counter" % metric)
         lines.append('%s{pool="%s"} %d' % (metric, label, stats[key]))
+    for metric_name, help_text, hist in histograms:
+        metric = "%s_%s" % (prefix, metric_name)
+        lines.append("# HELP %s %s" % (metric, help_text))
+        lines.append("# TYPE %s histogram" % metric)
+        running = 0
+        for bound, n in zip(BUCKETS + (float("inf"),), hist.counts):
+            running += n
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            lines.append('%s_bucket{pool="%s",le="%s"} %d' % (metric, label, le, running))
+        lines.append('%s_sum{pool="%s"} %r' % (metric, label, hist.sum))
+        lines.append('%s_count{pool="%s"} %d' % (metric, label, hist.count))
     return "\n".join(lines) + "\n"
