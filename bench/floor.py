@@ -11,10 +11,10 @@ piece shows:
   drivers, for scale); ``asyncio Protocol`` (``data_received`` resolves a
   Future once the reply is in), ``asyncio BufferedProtocol`` (the same with
   ``get_buffer``/``buffer_updated``: no bytes object per read),
-  ``IOStream.read_into`` (Tornado's, which tornpool uses), ``+ worker
-  greenlet`` (the same, issued from a tornpool worker greenlet), ``asyncmy``
-  (the leanest asyncio driver, for scale), ``tornpool`` (``await
-  conn.execute``);
+  ``IOStream.read_into`` (Tornado's, for comparison), ``asyncmy`` (the
+  leanest asyncio driver, for scale), ``tornpool`` (``await conn.execute``:
+  the fast path, on a BufferedProtocol), ``tornpool, greenlet path`` (a
+  streaming cursor: PyMySQL in the worker greenlet);
 * ten connections at once, one coroutine each: ``IOStream.read_into x10``,
   ``tornpool x10``; then ``tornpool Pool, 100 coroutines`` (``pool.execute``
   on a pool of 10: the pool bench's workload).
@@ -188,42 +188,7 @@ async def tornado_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
         stream.close()
         keep.close()
 
-    layers = [Layer("IOStream.read_into", iostream, close_stream)]
-    try:
-        from tornpool.green import GreenWorker
-    except ImportError as exc:
-        skipped["+ worker greenlet"] = f"tornpool.green.GreenWorker does not import: {exc}"
-        return layers
-    keep2, sock2, size2 = _raw_socket(dsn)
-    sock2.setblocking(False)
-    stream2 = IOStream(sock2)
-    view2 = memoryview(bytearray(size2))
-    worker: Any = GreenWorker()
-
-    def in_worker() -> None:
-        sock2.send(QUERY)
-        fut = stream2.read_into(view2)  # type: ignore[arg-type]
-        if not fut.done():  # type: ignore[attr-defined]
-            worker.wait(fut)
-
-    async def greened(n: int) -> int:
-        for _ in range(n):
-            await worker.run(in_worker)
-        return n
-
-    async def close_greened() -> None:
-        worker.close()
-        stream2.close()
-        keep2.close()
-
-    try:  # GreenWorker is tornpool's internal machinery: say so if it changed shape
-        await greened(1)
-    except Exception as exc:  # noqa: BLE001
-        await close_greened()
-        skipped["+ worker greenlet"] = f"GreenWorker.run/wait failed: {type(exc).__name__}: {exc}"
-        return layers
-    layers.append(Layer("+ worker greenlet", greened, close_greened))
-    return layers
+    return [Layer("IOStream.read_into", iostream, close_stream)]
 
 
 async def driver_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
@@ -256,6 +221,17 @@ async def driver_layers(dsn: str, skipped: dict[str, str]) -> list[Layer]:
         return n
 
     layers.append(Layer("tornpool", full, conn.close))
+    slow = await tornpool.connect(dsn)
+
+    async def greened(n: int) -> int:
+        # a streaming cursor runs PyMySQL in the worker greenlet: the path
+        # that serves what the fast path does not
+        for _ in range(n):
+            cur = await slow.execute("SELECT 1", cursor=tornpool.SSCursor)
+            await cur.fetchall()
+        return n
+
+    layers.append(Layer("tornpool, greenlet path", greened, slow.close))
     return layers
 
 
