@@ -15,6 +15,12 @@ from tornpool import Pool
 from tornpool.errors import ConnectionReleased, MySQLError, NotSupportedError, OperationalError, ProgrammingError
 
 
+def _blocking_args(dsn: str) -> dict[str, Any]:
+    args = tornpool.parse_dsn(dsn)
+    args.setdefault("host", "127.0.0.1")
+    return args
+
+
 @pytest.mark.gen_test
 async def test_cursor_on_a_connection_buffered_and_dict(mariadb_dsn: str) -> None:
     async with await tornpool.connect(mariadb_dsn, autocommit=True) as conn:
@@ -151,7 +157,18 @@ async def test_autocommit_escape_and_a_missing_unix_socket(mariadb_dsn: str) -> 
         await conn.autocommit(True)
         assert (await conn.execute("SELECT @@autocommit")).fetchone() == (1,)
         assert conn.escape(None) == "NULL"
-        assert (await conn.execute("SELECT " + conn.escape(b"a'b"))).fetchone() == (b"a'b",)
+        # the literal PyMySQL would build, and the value the server gives back for it
+        literal = conn.escape(b"a'b")
+        blocking = pymysql.connect(**_blocking_args(mariadb_dsn))
+        try:
+            with blocking.cursor() as pcur:
+                assert literal == blocking.escape(b"a'b")
+                pcur.execute("SELECT " + literal)
+                expected = pcur.fetchone()
+        finally:
+            blocking.close()
+        assert (await conn.execute("SELECT " + literal)).fetchone() == expected
+        assert expected in ((b"a'b",), ("a'b",))
     missing = os.path.join(tempfile.gettempdir(), "tornpool-no-such-socket.sock")
     with pytest.raises(OperationalError) as refused:
         await tornpool.connect(unix_socket=missing, user="root")

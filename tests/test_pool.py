@@ -418,18 +418,18 @@ async def test_released_mid_query_or_unread_result_is_closed(mariadb_dsn: str) -
         conn = await pool.getconn()
         tid = conn.thread_id
         cur = await conn.execute("SELECT * FROM information_schema.collations", cursor=SSCursor)
-        raw = conn.raw
-        assert raw.has_unread_result
+        pooled = conn.connection
+        assert pooled.has_unread_result
         pool.putconn(conn)
-        assert raw.closed
+        assert pooled.closed
         del cur
         conn = await pool.getconn()
         assert conn.thread_id != tid
-        raw = conn.raw
+        pooled = conn.connection
         task = asyncio.ensure_future(conn.execute("SELECT SLEEP(2)"))
         await asyncio.sleep(0.05)
         pool.putconn(conn)
-        assert raw.closed
+        assert pooled.closed
         with pytest.raises(ConnectionLost):
             await task
         assert (await pool.execute("SELECT 1")).fetchone() == (1,)
@@ -445,7 +445,7 @@ async def test_use_after_release_raises(mariadb_dsn: str) -> None:
         with pytest.raises(ConnectionReleased):
             await conn.execute("SELECT 1")
         with pytest.raises(ConnectionReleased):
-            conn.raw
+            conn.connection
         assert conn.closed
         with pytest.raises(ConnectionReleased):
             pool.putconn(conn)

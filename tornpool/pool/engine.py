@@ -310,8 +310,10 @@ class PoolEngine(Generic[C]):
         waiter.queued_at = _monotonic()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         self._waiters.push(waiter, deadline, loop, front=priority)
-        self.fleet.grow()
-        if self._fail_fast_now():
+        fleet = self.fleet
+        if len(fleet.slots) + fleet.pending < fleet.max_size:  # else growth has nothing to do
+            fleet.grow()
+        if self.fail_fast and self._fail_fast_now():
             self._fail_unavailable()
 
     def resubmit(self, waiter: Any, deadline: float) -> None:

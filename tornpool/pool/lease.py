@@ -151,11 +151,6 @@ class Lease(Generic[C]):
         return slot.conn
 
     @property
-    def raw(self) -> C:
-        """Same as :attr:`connection` (the name Momoko users know)."""
-        return self.connection
-
-    @property
     def released(self) -> bool:
         """True once the lease was given back to the pool."""
         return self._slot is None
