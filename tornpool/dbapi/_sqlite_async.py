@@ -34,7 +34,7 @@ from ._sqlite_core import (
     Plan, ProxyCore, Statement, WorkerInfo, check_mode, execute_plan, lost_transaction, make_core,
     split_statement, writer_plan,
 )
-from ._sqlite_errors import ProxyTimeout, TransactionClosed
+from ._sqlite_errors import ProxyTimeout, TransactionClosed, WorkerCrashed
 from ._sqlite_handle import WorkerHandle
 from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, Reply, encode_request
 from ._sqlite_result import Result, result_from_reply
@@ -76,8 +76,8 @@ async def acquire(slots: WorkerSlots, timeout: Optional[float]) -> WorkerHandle:
             timer.cancel()
 
 
-def roundtrip(handle: WorkerHandle, data: bytes,
-              on_drained: Callable[[], None]) -> "asyncio.Future[Reply]":
+def roundtrip(handle: WorkerHandle, data: bytes, on_drained: Callable[[], None],
+              fresh_ok: bool = True) -> "asyncio.Future[Reply]":
     """Send ``data`` to ``handle``'s worker; the future resolves to its reply.
 
     ``on_drained()`` is called once the reply (or the worker's death) has
@@ -88,7 +88,7 @@ def roundtrip(handle: WorkerHandle, data: bytes,
     """
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Reply] = loop.create_future()
-    handle.send(data)
+    handle.send(data, fresh_ok)
     fd = handle.fileno()
 
     def on_readable() -> None:
@@ -282,7 +282,7 @@ class AsyncTransaction:
             await asyncio.shield(idle)
             idle = self._idle
 
-    async def _roundtrip(self, handle: WorkerHandle, data: bytes) -> Result:
+    async def _roundtrip(self, handle: WorkerHandle, data: bytes, in_tx: bool = True) -> Result:
         await self._wait_idle()
         idle = self._idle = asyncio.get_running_loop().create_future()
 
@@ -291,11 +291,17 @@ class AsyncTransaction:
                 idle.set_result(None)
 
         try:
-            fut = roundtrip(handle, data, drained)
-        except BaseException:
-            drained()
+            try:
+                fut = roundtrip(handle, data, drained, fresh_ok=not in_tx)
+            except BaseException:
+                drained()  # nothing was sent, or nobody will answer
+                raise
+            reply = await fut  # (cancelled: the reply is drained later)
+        except WorkerCrashed as exc:
+            if in_tx:
+                raise lost_transaction() from exc
             raise
-        return result_from_reply(await fut)
+        return result_from_reply(reply)
 
     async def __aenter__(self) -> "AsyncTransaction":
         core = self.core
@@ -305,7 +311,7 @@ class AsyncTransaction:
         handle = await acquire(core.writer, core.timeout)
         self._generation = handle.generation
         try:
-            await self._roundtrip(handle, encode_request(OP_BEGIN, self.mode))
+            await self._roundtrip(handle, encode_request(OP_BEGIN, self.mode), in_tx=False)
         except BaseException:
             await self._release(handle, rollback=True)
             raise

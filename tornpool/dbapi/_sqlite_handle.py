@@ -159,21 +159,28 @@ class WorkerHandle:
         assert self._channel is not None
         return self._channel.fileno()
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, fresh_ok: bool = True) -> None:
         """Write one request.  A worker that died since the last call refuses
         it; it is then restarted and the request written to the new one (it
-        never reached the old one, so nothing ran).
+        never reached the old one, so nothing ran) -- unless ``fresh_ok`` is
+        False (a transaction's statement: a new worker has no transaction).
 
         :raises ProxyClosed: the proxy is closing.
-        :raises WorkerCrashed: the new worker refused the request too.
+        :raises WorkerCrashed: the new worker refused the request too, or
+            the worker was dead and ``fresh_ok`` is False (restarted; the
+            request was not sent).
         """
         if self.closing:
             raise ProxyClosed("the SQLite proxy is closed")
-        if self._channel is None:
+        if self._channel is None and fresh_ok:
             self.restart()
         try:
             self._write(data)
-        except OSError:
+        except OSError as exc:
+            if not fresh_ok:
+                self.restart()
+                raise WorkerCrashed("SQLite worker %s had died; it has been restarted"
+                                    % (self.name,)) from exc
             self.restart()
             try:
                 self._write(data)
@@ -183,7 +190,8 @@ class WorkerHandle:
                                     % (self.name, exc)) from exc
 
     def _write(self, data: bytes) -> None:
-        assert self._channel is not None
+        if self._channel is None:
+            raise BrokenPipeError("no worker process")
         self._channel.send(data)
         self._awaiting = True
 
@@ -214,9 +222,9 @@ class WorkerHandle:
         self._awaiting = False
         return msg
 
-    def call(self, data: bytes) -> Reply:
+    def call(self, data: bytes, fresh_ok: bool = True) -> Reply:
         """One blocking round trip: send ``data``, return the reply."""
-        self.send(data)
+        self.send(data, fresh_ok)
         while True:
             reply = self.receive()
             if reply is not None:

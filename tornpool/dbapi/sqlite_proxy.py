@@ -250,7 +250,10 @@ class Transaction:
                 raise TransactionClosed("this transaction's block has ended")
             if handle.generation != self._generation:
                 raise lost_transaction()
-            return result_from_reply(handle.call(data))
+            try:
+                return result_from_reply(handle.call(data, fresh_ok=False))
+            except WorkerCrashed as exc:
+                raise lost_transaction() from exc
 
     def execute(self, sql: str, params: Any = ()) -> Result:
         """Run one statement in the transaction (SAVEPOINT / RELEASE /
@@ -277,10 +280,13 @@ class Transaction:
                     if et is None:
                         raise lost_transaction()
                 elif et is None:
-                    result_from_reply(handle.call(encode_request(OP_COMMIT)))
+                    try:
+                        result_from_reply(handle.call(encode_request(OP_COMMIT), fresh_ok=False))
+                    except WorkerCrashed as exc:
+                        raise lost_transaction() from exc
                 else:
                     try:
-                        handle.call(encode_request(OP_ROLLBACK))
+                        handle.call(encode_request(OP_ROLLBACK), fresh_ok=False)
                     except Exception:
                         pass  # the block's own error is the one to see
         finally:
