@@ -36,7 +36,7 @@ from ._sqlite_core import (
 )
 from ._sqlite_errors import ProxyTimeout, TransactionClosed, WorkerCrashed
 from ._sqlite_handle import WorkerHandle
-from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, Reply, encode_request
+from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, RawReply, encode_request
 from ._sqlite_result import Result, result_from_reply
 from ._sqlite_slots import WorkerSlots
 
@@ -77,7 +77,7 @@ async def acquire(slots: WorkerSlots, timeout: Optional[float]) -> WorkerHandle:
 
 
 def roundtrip(handle: WorkerHandle, data: bytes, on_drained: Callable[[], None],
-              fresh_ok: bool = True) -> "asyncio.Future[Reply]":
+              fresh_ok: bool = True) -> "asyncio.Future[RawReply]":
     """Send ``data`` to ``handle``'s worker; the future resolves to its reply.
 
     ``on_drained()`` is called once the reply (or the worker's death) has
@@ -87,7 +87,7 @@ def roundtrip(handle: WorkerHandle, data: bytes, on_drained: Callable[[], None],
     :raises WorkerCrashed, ProxyClosed: at once, if the request cannot be sent.
     """
     loop = asyncio.get_running_loop()
-    fut: asyncio.Future[Reply] = loop.create_future()
+    fut: asyncio.Future[RawReply] = loop.create_future()
     handle.send(data, fresh_ok)
     fd = handle.fileno()
 
@@ -113,7 +113,7 @@ def roundtrip(handle: WorkerHandle, data: bytes, on_drained: Callable[[], None],
     return fut
 
 
-async def call(core: ProxyCore, slots: WorkerSlots, data: bytes) -> Reply:
+async def call(core: ProxyCore, slots: WorkerSlots, data: bytes) -> RawReply:
     """One awaiting round trip on a worker of ``slots``."""
     handle = await acquire(slots, core.timeout)
     try:

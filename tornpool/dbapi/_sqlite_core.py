@@ -19,7 +19,7 @@ from typing import Any, Callable, Generator, List, NamedTuple, Optional, Protoco
 
 from ._sqlite_errors import DatabaseNotFound, ProxyClosed, ProxyConfigError, WorkerCrashed, WouldDeadlock
 from ._sqlite_handle import WorkerHandle
-from ._sqlite_protocol import OP_EXEC, ST_BOUNCE, Reply, WorkerSpec, encode_request
+from ._sqlite_protocol import OP_EXEC, ST_BOUNCE, RawReply, WorkerSpec, encode_request
 from ._sqlite_result import Result, result_from_reply
 from ._sqlite_slots import WorkerSlots
 from ._sqlite_statements import READ, RouteCache
@@ -28,7 +28,7 @@ __all__ = ["ProxyCore", "WorkerInfo", "Plan", "execute_plan", "writer_plan", "ru
            "Statement", "split_statement", "make_core", "check_mode", "lost_transaction"]
 
 #: a round-trip generator: yields (slots, request), receives the reply
-Plan = Generator[Tuple[WorkerSlots, bytes], Reply, Result]
+Plan = Generator[Tuple[WorkerSlots, bytes], RawReply, Result]
 #: an entry of ``transaction([...])``: SQL, or (SQL, parameters)
 Statement = Union[str, Tuple[str, Any]]
 
@@ -206,8 +206,9 @@ class ProxyCore:
                                 "holds the writer: use the transaction handle (tx.execute) "
                                 "instead of the proxy")
 
-    def call(self, slots: WorkerSlots, data: bytes) -> Reply:
-        """One blocking round trip on a worker of ``slots``.
+    def call(self, slots: WorkerSlots, data: bytes) -> RawReply:
+        """One blocking round trip on a worker of ``slots``.  The reply's body
+        is unpickled by the caller, after the worker went to the next one.
 
         :raises ProxyTimeout: no worker became free within :attr:`timeout`.
         :raises WorkerCrashed: the worker died during the call.

@@ -27,7 +27,9 @@ from typing import List, Optional
 
 from ._sqlite_channel import Channel
 from ._sqlite_errors import ProxyClosed, WorkerCrashed, error_from_payload
-from ._sqlite_protocol import OP_CLOSE, PROTOCOL, ST_BOOT_ERR, ST_READY, Reply, WorkerSpec, decode
+from ._sqlite_protocol import (
+    OP_CLOSE, PROTOCOL, ST_BOOT_ERR, ST_READY, RawReply, WorkerSpec, decode, split_reply,
+)
 
 __all__ = ["WorkerHandle"]
 
@@ -195,7 +197,7 @@ class WorkerHandle:
         self._channel.send(data)
         self._awaiting = True
 
-    def receive(self) -> Optional[Reply]:
+    def receive(self) -> Optional[RawReply]:
         """Read one message: the reply (returned), or the worker's boot
         message (consumed; returns None -- the reply is still to come).
 
@@ -210,19 +212,19 @@ class WorkerHandle:
             data = channel.recv()
         except (EOFError, OSError) as exc:
             raise self._crashed() from exc
-        msg: Reply = decode(data)
-        status = msg[0]
+        reply = split_reply(data)
+        status = reply[0]
         if status == ST_READY:
             self._booting = False
             return None
         if status == ST_BOOT_ERR:
             self._booting = False
             self.discard()
-            raise error_from_payload(msg[1])
+            raise error_from_payload(decode(reply[1]))
         self._awaiting = False
-        return msg
+        return reply
 
-    def call(self, data: bytes, fresh_ok: bool = True) -> Reply:
+    def call(self, data: bytes, fresh_ok: bool = True) -> RawReply:
         """One blocking round trip: send ``data``, return the reply."""
         self.send(data, fresh_ok)
         while True:

@@ -17,9 +17,12 @@ request            fields                                        reply
 ``OP_CLOSE``       --                                            none: the worker exits
 =================  ===========================================  ==================================
 
-``ST_OK`` carries ``(rows, description, rowcount, lastrowid)``; ``ST_ERR`` an
+A reply is one status byte followed by a pickled body, so the proxy knows
+what it got -- and can hand the worker to the next caller -- before it spends
+time unpickling rows.  ``ST_OK``'s body is ``(rows, description, rowcount,
+lastrowid)``; ``ST_ERR``'s an
 :data:`~tornpool.dbapi._sqlite_errors.ErrorPayload`; ``ST_BOUNCE`` (readers
-only) says the statement is not a pure read and must go to the writer --
+only, body None) says the statement is not a pure read and must go to the writer --
 the reader refused it while preparing it, so nothing ran.  A worker sends
 one unsolicited message when it starts: ``ST_READY`` with its pid, or
 ``ST_BOOT_ERR`` with an error payload (and then exits).  Before that the
@@ -33,7 +36,7 @@ from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 from ._sqlite_errors import UnpicklableParameters
 
-__all__ = ["WorkerSpec", "encode_request"]
+__all__ = ["WorkerSpec", "encode_request", "encode_reply", "split_reply", "decode"]
 
 OP_EXEC, OP_MANY, OP_SCRIPT, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_CLOSE = range(7)
 ST_OK, ST_ERR, ST_BOUNCE, ST_READY, ST_BOOT_ERR = range(5)
@@ -41,7 +44,10 @@ ST_OK, ST_ERR, ST_BOUNCE, ST_READY, ST_BOOT_ERR = range(5)
 #: pickle protocol of every message (5: out-of-band capable, fastest for bytes)
 PROTOCOL = 5
 
-Reply = Tuple[Any, ...]
+#: a reply as the worker builds it: (status, body)
+Reply = Tuple[int, Any]
+#: a reply as the proxy reads it: (status, pickled body)
+RawReply = Tuple[int, memoryview]
 
 
 class WorkerSpec(NamedTuple):
@@ -79,11 +85,16 @@ def encode_request(*request: Any) -> bytes:
             "the parameters cannot be sent to a worker process: %s" % (exc,)) from exc
 
 
-def encode_reply(reply: Reply) -> bytes:
-    """Pickle one reply (worker side)."""
-    return pickle.dumps(reply, PROTOCOL)
+def encode_reply(status: int, body: Any) -> bytes:
+    """Frame one reply: the status byte, then the pickled body (worker side)."""
+    return bytes((status,)) + pickle.dumps(body, PROTOCOL)
 
 
-def decode(data: Union[bytes, bytearray]) -> Any:
-    """Unpickle one message."""
+def split_reply(data: bytearray) -> RawReply:
+    """(status, pickled body) of a framed reply (proxy side)."""
+    return data[0], memoryview(data)[1:]
+
+
+def decode(data: Union[bytes, bytearray, memoryview]) -> Any:
+    """Unpickle one request, or one reply's body."""
     return pickle.loads(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from ._sqlite_errors import error_from_payload
-from ._sqlite_protocol import ST_OK, Reply
+from ._sqlite_protocol import ST_OK, RawReply, decode
 
 __all__ = ["Result", "result_from_reply"]
 
@@ -82,11 +82,13 @@ class Result:
             len(self.rows), self.rowcount, self.lastrowid)
 
 
-def result_from_reply(reply: Reply) -> Result:
+def result_from_reply(reply: RawReply) -> Result:
     """Turn a worker's ``ST_OK`` reply into a :class:`Result`.
 
     :raises SQLiteError: the reply is an error (its class, its message).
     """
-    if reply[0] == ST_OK:
-        return Result(reply[1], reply[2], reply[3], reply[4])
-    raise error_from_payload(reply[1])
+    status, body = reply
+    if status == ST_OK:
+        rows, description, rowcount, lastrowid = decode(body)
+        return Result(rows, description, rowcount, lastrowid)
+    raise error_from_payload(decode(body))

@@ -72,6 +72,10 @@ _ARG_PRAGMAS = frozenset((
 ))
 
 
+#: the reply of a request without a result of its own
+_DONE: Reply = (ST_OK, ([], None, -1, None))
+
+
 def error_payload(exc: BaseException) -> ErrorPayload:
     """Describe ``exc`` for :func:`tornpool.dbapi._sqlite_errors.error_from_payload`."""
     if isinstance(exc, sqlite3.Error):
@@ -182,12 +186,12 @@ class _Session:
                 rows: List[Any] = cur.fetchall()
                 desc = cur.description
                 count = len(rows) if desc is not None else cur.rowcount
-                reply: Reply = (ST_OK, rows, desc, count, cur.lastrowid)
+                reply: Reply = (ST_OK, (rows, desc, count, cur.lastrowid))
             finally:
                 cur.close()
         except Exception as exc:
             if guard is not None and guard.denied:
-                return (ST_BOUNCE,)
+                return (ST_BOUNCE, None)
             return self._left_open(in_tx) or (ST_ERR, error_payload(exc))
         return self._left_open(in_tx) or reply
 
@@ -209,15 +213,15 @@ class _Session:
             if own and db.in_transaction:
                 db.execute("ROLLBACK")
             return (ST_ERR, error_payload(exc))
-        return (ST_OK, [], None, count, last)
+        return (ST_OK, ([], None, count, last))
 
     def executescript(self, script: str) -> Reply:
         self.db.executescript(script)
-        return self._left_open(False) or (ST_OK, [], None, -1, None)
+        return self._left_open(False) or _DONE
 
     def begin(self, mode: str) -> Reply:
         self.db.execute("BEGIN %s" % mode)
-        return (ST_OK, [], None, -1, None)
+        return _DONE
 
     def commit(self) -> Reply:
         lost = self._lost(True)
@@ -230,12 +234,12 @@ class _Session:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        return (ST_OK, [], None, -1, None)
+        return _DONE
 
     def rollback(self) -> Reply:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
-        return (ST_OK, [], None, -1, None)
+        return _DONE
 
 
 def main(fd: int) -> None:
@@ -249,7 +253,7 @@ def main(fd: int) -> None:
         except EOFError:
             return
         except Exception as exc:  # e.g. an initializer this process cannot import
-            channel.send(encode_reply((ST_BOOT_ERR, error_payload(exc))))
+            channel.send(encode_reply(ST_BOOT_ERR, error_payload(exc)))
             return
         serve(channel, spec)
     finally:
@@ -262,9 +266,9 @@ def serve(channel: Channel, spec: WorkerSpec) -> None:
     try:
         db, guard = open_connection(spec)
     except Exception as exc:
-        channel.send(encode_reply((ST_BOOT_ERR, error_payload(exc))))
+        channel.send(encode_reply(ST_BOOT_ERR, error_payload(exc)))
         return
-    channel.send(encode_reply((ST_READY, os.getpid())))
+    channel.send(encode_reply(ST_READY, os.getpid()))
     session = _Session(db, guard)
     try:
         while True:
@@ -282,10 +286,10 @@ def serve(channel: Channel, spec: WorkerSpec) -> None:
                     break
                 reply = session.handle(request)
             try:
-                out = encode_reply(reply)
+                out = encode_reply(*reply)
             except Exception as exc:
-                out = encode_reply((ST_ERR, ("InternalError", "the result cannot be pickled: %s"
-                                             % (exc,), None, None)))
+                out = encode_reply(ST_ERR, ("InternalError", "the result cannot be pickled: %s"
+                                            % (exc,), None, None))
             channel.send(out)
     finally:
         db.close()
