@@ -30,11 +30,12 @@ from typing import (
     overload,
 )
 
+from ._sqlite_batch import WriteBatcher
 from ._sqlite_core import (
-    Plan, ProxyCore, Statement, WorkerInfo, check_mode, execute_plan, lost_transaction, make_core,
+    Plan, ProxyCore, Target, Statement, WorkerInfo, check_mode, execute_plan, lost_transaction, make_core,
     split_statement, writer_plan,
 )
-from ._sqlite_errors import ProxyTimeout, TransactionClosed, WorkerCrashed
+from ._sqlite_errors import ProxyClosed, ProxyTimeout, TransactionClosed, WorkerCrashed
 from ._sqlite_handle import WorkerHandle
 from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, RawReply, encode_request
 from ._sqlite_result import Result, result_from_reply
@@ -96,10 +97,12 @@ def roundtrip(handle: WorkerHandle, data: bytes, on_drained: Callable[[], None],
         loop.remove_reader(fd)
         try:
             reply = handle.receive()
-            if reply is None:  # the worker's boot message; the reply follows
-                fd = handle.fileno()
-                loop.add_reader(fd, on_readable)
-                return
+            while reply is None:  # the worker's boot message; the reply follows
+                if not handle.buffered():
+                    fd = handle.fileno()
+                    loop.add_reader(fd, on_readable)
+                    return
+                reply = handle.receive()
         except Exception as exc:
             on_drained()
             if not fut.done():
@@ -113,8 +116,13 @@ def roundtrip(handle: WorkerHandle, data: bytes, on_drained: Callable[[], None],
     return fut
 
 
-async def call(core: ProxyCore, slots: WorkerSlots, data: bytes) -> RawReply:
-    """One awaiting round trip on a worker of ``slots``."""
+async def call(core: ProxyCore, target: Target, data: bytes) -> RawReply:
+    """One awaiting round trip on a worker of ``target`` (or through the batcher)."""
+    if isinstance(target, WriteBatcher):
+        if core.closed:
+            raise ProxyClosed("the SQLite proxy is closed")
+        return await target.submit_async(data)
+    slots = target
     handle = await acquire(slots, core.timeout)
     try:
         fut = roundtrip(handle, data, lambda: slots.release(handle))
@@ -186,7 +194,7 @@ class AsyncSQLiteProxy:
         :raises: as :meth:`SQLiteProxy.execute`.
         """
         data = encode_request(OP_MANY, sql, list(seq_of_params), False)
-        return await self._run(writer_plan(self.core, data))
+        return await self._run(writer_plan(self.core, data, batch=True))
 
     async def executescript(self, script: str) -> Result:
         """Run a ``;``-separated script on the writer.
@@ -194,7 +202,8 @@ class AsyncSQLiteProxy:
         :returns: resolves to an empty :class:`Result`.
         :raises: as :meth:`SQLiteProxy.executescript`.
         """
-        return await self._run(writer_plan(self.core, encode_request(OP_SCRIPT, script)))
+        return await self._run(writer_plan(self.core, encode_request(OP_SCRIPT, script),
+                                           batch=False))
 
     @overload
     def transaction(self, statements: None = None, *,

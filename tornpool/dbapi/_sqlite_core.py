@@ -21,14 +21,17 @@ from ._sqlite_errors import DatabaseNotFound, ProxyClosed, ProxyConfigError, Wor
 from ._sqlite_handle import WorkerHandle
 from ._sqlite_protocol import OP_EXEC, ST_BOUNCE, RawReply, WorkerSpec, encode_request
 from ._sqlite_result import Result, result_from_reply
+from ._sqlite_batch import WriteBatcher
 from ._sqlite_slots import WorkerSlots
-from ._sqlite_statements import READ, RouteCache
+from ._sqlite_statements import DML, READ, RouteCache
 
-__all__ = ["ProxyCore", "WorkerInfo", "Plan", "execute_plan", "writer_plan", "run_plan",
+__all__ = ["ProxyCore", "WorkerInfo", "Plan", "Target", "execute_plan", "writer_plan", "run_plan",
            "Statement", "split_statement", "make_core", "check_mode", "lost_transaction"]
 
-#: a round-trip generator: yields (slots, request), receives the reply
-Plan = Generator[Tuple[WorkerSlots, bytes], RawReply, Result]
+#: where a request goes: a worker of these slots, or the writer's batcher
+Target = Union[WorkerSlots, WriteBatcher]
+#: a round-trip generator: yields (target, request), receives the reply
+Plan = Generator[Tuple[Target, bytes], RawReply, Result]
 #: an entry of ``transaction([...])``: SQL, or (SQL, parameters)
 Statement = Union[str, Tuple[str, Any]]
 
@@ -124,6 +127,7 @@ class ProxyCore:
         self.readers: Optional[WorkerSlots] = (
             WorkerSlots([WorkerHandle(rspec, i, executable) for i in range(readers)], "reader")
             if readers else None)
+        self.batcher = WriteBatcher(self.writer, lambda: self.timeout)
         self.routes = RouteCache()
         #: the transaction the current thread / task is inside, if any
         self.tx_owner: contextvars.ContextVar[Optional[_TxOwner]] = contextvars.ContextVar(
@@ -186,6 +190,7 @@ class ProxyCore:
         groups = [s for s in (self.readers, self.writer) if s is not None]
         for slots in groups:
             slots.close()
+        self.batcher.close()
         for slots in groups:  # readers first: the writer closes last and checkpoints
             idle, busy = slots.drain(deadline)
             for handle in busy:
@@ -206,14 +211,20 @@ class ProxyCore:
                                 "holds the writer: use the transaction handle (tx.execute) "
                                 "instead of the proxy")
 
-    def call(self, slots: WorkerSlots, data: bytes) -> RawReply:
-        """One blocking round trip on a worker of ``slots``.  The reply's body
-        is unpickled by the caller, after the worker went to the next one.
+    def call(self, target: Target, data: bytes) -> RawReply:
+        """One blocking round trip on a worker of ``target`` (or through the
+        batcher).  The reply's body is unpickled by the caller, after the
+        worker went to the next one.
 
         :raises ProxyTimeout: no worker became free within :attr:`timeout`.
         :raises WorkerCrashed: the worker died during the call.
         :raises ProxyClosed: the proxy is (or got) closed.
         """
+        if isinstance(target, WriteBatcher):
+            if self.closed:
+                raise ProxyClosed("the SQLite proxy is closed")
+            return target.submit(data)
+        slots = target
         handle = slots.acquire(self.timeout)
         try:
             return handle.call(data)
@@ -233,22 +244,22 @@ class ProxyCore:
 
 def execute_plan(core: ProxyCore, sql: str, params: Any) -> Plan:
     """``execute`` outside a transaction: a read candidate goes to a reader;
-    if the reader bounces it (not a pure read), to the writer."""
+    if the reader bounces it (not a pure read), to the writer; DML through
+    the batcher."""
     route = core.routes.route(sql, False)
     data = encode_request(OP_EXEC, sql, params, False)
     if route == READ and core.readers is not None:
         reply = yield core.readers, data
         if reply[0] != ST_BOUNCE:
             return result_from_reply(reply)
-        core.routes.learned_write(sql)
-    core.check_no_tx()
-    return result_from_reply((yield core.writer, data))
+        route = core.routes.learned_write(sql)
+    return (yield from writer_plan(core, data, batch=route == DML))
 
 
-def writer_plan(core: ProxyCore, data: bytes) -> Plan:
-    """One request on the writer."""
+def writer_plan(core: ProxyCore, data: bytes, batch: bool) -> Plan:
+    """One request on the writer: through the batcher (DML), or alone."""
     core.check_no_tx()
-    return result_from_reply((yield core.writer, data))
+    return result_from_reply((yield (core.batcher if batch else core.writer), data))
 
 
 def run_plan(core: ProxyCore, plan: Plan) -> Result:

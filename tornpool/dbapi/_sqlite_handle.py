@@ -156,6 +156,11 @@ class WorkerHandle:
 
     # -- one round trip ---------------------------------------------------------------------
 
+    def buffered(self) -> bool:
+        """True if a whole message was read from the socket already (wait
+        for no readiness then: :meth:`receive` returns it at once)."""
+        return self._channel is not None and self._channel.buffered()
+
     def fileno(self) -> int:
         """The channel's file descriptor (readable when a message arrives)."""
         assert self._channel is not None

@@ -15,6 +15,7 @@ request            fields                                        reply
 ``OP_COMMIT``      --                                            ``ST_OK`` / ``ST_ERR``
 ``OP_ROLLBACK``    --                                            ``ST_OK`` / ``ST_ERR``
 ``OP_CLOSE``       --                                            none: the worker exits
+``OP_BATCH``       list of pickled OP_EXEC / OP_MANY requests    ``ST_OK``: list of framed replies
 =================  ===========================================  ==================================
 
 A reply is one status byte followed by a pickled body, so the proxy knows
@@ -38,7 +39,7 @@ from ._sqlite_errors import UnpicklableParameters
 
 __all__ = ["WorkerSpec", "encode_request", "encode_reply", "split_reply", "decode"]
 
-OP_EXEC, OP_MANY, OP_SCRIPT, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_CLOSE = range(7)
+OP_EXEC, OP_MANY, OP_SCRIPT, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_CLOSE, OP_BATCH = range(8)
 ST_OK, ST_ERR, ST_BOUNCE, ST_READY, ST_BOOT_ERR = range(5)
 
 #: pickle protocol of every message (5: out-of-band capable, fastest for bytes)

@@ -5,7 +5,11 @@ comments).  ``SELECT``, ``VALUES``, ``WITH``, ``EXPLAIN`` and ``PRAGMA`` are
 *read candidates*: they go to a reader, which refuses anything that would
 write (``WITH ... INSERT``, ``PRAGMA x = y``) while preparing it -- before
 it ran -- and the proxy then sends it to the writer and remembers that for
-this exact SQL text.  Everything else goes to the writer.
+this exact SQL text.  Everything else goes to the writer: ``INSERT``,
+``UPDATE``, ``DELETE``, ``REPLACE`` (and a ``WITH`` that turned out to be one
+of them) are *DML*, which the writer may group-commit with other callers'
+(:mod:`tornpool.dbapi._sqlite_batch`); the rest (DDL, PRAGMA settings,
+VACUUM, ATTACH, ...) take the writer for themselves, outside any transaction.
 
 Transaction control (``BEGIN``, ``COMMIT``, ``END``, ``ROLLBACK``) is never a
 statement of its own: the writer is shared by every caller, so transactions
@@ -20,13 +24,14 @@ from typing import Dict, List
 
 from ._sqlite_errors import TransactionControlError
 
-__all__ = ["READ", "WRITE", "SAVEPOINT", "TX_CONTROL", "classify", "RouteCache"]
+__all__ = ["READ", "DML", "WRITE", "SAVEPOINT", "TX_CONTROL", "classify", "RouteCache"]
 
-READ, WRITE, SAVEPOINT, TX_CONTROL = range(4)
+READ, DML, WRITE, SAVEPOINT, TX_CONTROL = range(5)
 
 _READ_KEYWORDS = frozenset(("SELECT", "VALUES", "WITH", "EXPLAIN", "PRAGMA"))
 _TX_KEYWORDS = frozenset(("BEGIN", "COMMIT", "END"))
 _SAVEPOINT_KEYWORDS = frozenset(("SAVEPOINT", "RELEASE"))
+_DML_KEYWORDS = frozenset(("INSERT", "UPDATE", "DELETE", "REPLACE"))
 
 
 def leading_keywords(sql: str, limit: int = 3) -> List[str]:
@@ -57,13 +62,15 @@ def leading_keywords(sql: str, limit: int = 3) -> List[str]:
 
 
 def classify(sql: str) -> int:
-    """``READ`` (a candidate), ``WRITE``, ``SAVEPOINT`` or ``TX_CONTROL``."""
+    """``READ`` (a candidate), ``DML``, ``WRITE``, ``SAVEPOINT`` or ``TX_CONTROL``."""
     words = leading_keywords(sql)
     if not words:
         return WRITE  # empty or odd: let SQLite say what is wrong, on the writer
     first = words[0]
     if first in _READ_KEYWORDS:
         return READ
+    if first in _DML_KEYWORDS:
+        return DML
     if first in _TX_KEYWORDS:
         return TX_CONTROL
     if first in _SAVEPOINT_KEYWORDS:
@@ -103,9 +110,15 @@ class RouteCache:
                 "caller): %r" % (sql[:80],))
         return route
 
-    def learned_write(self, sql: str) -> None:
-        """A reader refused ``sql``: send it straight to the writer from now on."""
-        self._remember(sql, WRITE)
+    def learned_write(self, sql: str) -> int:
+        """A reader refused ``sql``: send it straight to the writer from now on.
+
+        :returns: its route: ``DML`` for a ``WITH ... INSERT/UPDATE/DELETE``,
+            else ``WRITE``.
+        """
+        route = DML if leading_keywords(sql, 1) == ["WITH"] else WRITE
+        self._remember(sql, route)
+        return route
 
     def _remember(self, sql: str, route: int) -> None:
         with self._lock:

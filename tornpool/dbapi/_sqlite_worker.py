@@ -33,6 +33,7 @@ from typing import Any, Callable, List, Optional
 from ._sqlite_channel import Channel
 from ._sqlite_errors import ErrorPayload
 from ._sqlite_protocol import (
+    OP_BATCH,
     OP_BEGIN,
     OP_CLOSE,
     OP_COMMIT,
@@ -149,6 +150,7 @@ class _Session:
         self.handlers: dict[int, Callable[..., Reply]] = {
             OP_EXEC: self.execute, OP_MANY: self.executemany, OP_SCRIPT: self.executescript,
             OP_BEGIN: self.begin, OP_COMMIT: self.commit, OP_ROLLBACK: self.rollback,
+            OP_BATCH: self.batch,
         }
 
     def handle(self, request: tuple[Any, ...]) -> Reply:
@@ -214,6 +216,62 @@ class _Session:
                 db.execute("ROLLBACK")
             return (ST_ERR, error_payload(exc))
         return (ST_OK, ([], None, count, last))
+
+    def _one(self, data: bytes, in_tx: bool) -> bytes:
+        """Run one request of a batch; its framed reply."""
+        try:
+            request = decode(data)
+            if in_tx:  # inside the batch's transaction: no BEGIN of its own
+                request = request[:3] + (True,)
+            reply = self.handle(request)
+        except Exception as exc:
+            reply = (ST_ERR, ("Unpicklable", "the parameters cannot be unpickled in the "
+                              "worker: %s" % (exc,), None, None))
+        return encode_reply(*reply)
+
+    def batch(self, requests: List[bytes]) -> Reply:
+        """Independent DML requests (OP_EXEC / OP_MANY) from different callers,
+        group-committed: one transaction, one savepoint per request, so a
+        failing request undoes only itself and one COMMIT (one fsync) covers
+        them all.  If an error makes SQLite roll the whole transaction back
+        (``INSERT OR ROLLBACK``, ``RAISE(ROLLBACK)``, a full disk), the
+        other requests run again in a new one.
+
+        :returns: ``(ST_OK, [framed reply of each request])``.
+        """
+        if len(requests) == 1:
+            return (ST_OK, [self._one(requests[0], False)])
+        db = self.db
+        replies: List[bytes] = [b""] * len(requests)
+        todo = list(range(len(requests)))
+        while todo:
+            db.execute("BEGIN IMMEDIATE")
+            ran: List[int] = []
+            rerun: Optional[List[int]] = None
+            for k, i in enumerate(todo):
+                db.execute("SAVEPOINT tornpool_batch")
+                replies[i] = self._one(requests[i], True)
+                if not db.in_transaction:  # SQLite rolled everything back
+                    rerun = ran + todo[k + 1:]
+                    break
+                if replies[i][0] != ST_OK:
+                    db.execute("ROLLBACK TO tornpool_batch")
+                db.execute("RELEASE tornpool_batch")
+                ran.append(i)
+            if rerun is not None:
+                todo = rerun
+                continue
+            try:
+                db.execute("COMMIT")
+            except Exception as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                failed = encode_reply(ST_ERR, error_payload(exc))
+                for i in ran:
+                    if replies[i][0] == ST_OK:
+                        replies[i] = failed
+            todo = []
+        return (ST_OK, replies)
 
     def executescript(self, script: str) -> Reply:
         self.db.executescript(script)

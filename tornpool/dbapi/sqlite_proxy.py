@@ -130,7 +130,7 @@ class SQLiteProxy:
         :raises: as :meth:`execute`.
         """
         data = encode_request(OP_MANY, sql, list(seq_of_params), False)
-        return run_plan(self.core, writer_plan(self.core, data))
+        return run_plan(self.core, writer_plan(self.core, data, batch=True))
 
     def executescript(self, script: str) -> Result:
         """Run several ``;``-separated statements on the writer (schema set-up,
@@ -140,7 +140,7 @@ class SQLiteProxy:
         :raises: as :meth:`execute`.
         """
         data = encode_request(OP_SCRIPT, script)
-        return run_plan(self.core, writer_plan(self.core, data))
+        return run_plan(self.core, writer_plan(self.core, data, batch=False))
 
     @overload
     def transaction(self, statements: None = None, *, mode: str = "IMMEDIATE") -> "Transaction": ...
