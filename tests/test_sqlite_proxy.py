@@ -246,6 +246,112 @@ def test_sqlite_error_in_transaction_that_sqlite_rolled_back(proxy: SQLiteProxy)
     assert proxy.execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 
+# -- group commit -------------------------------------------------------------------------
+
+
+class HeldWriter:
+    """Hold the writer with a transaction in a thread until ``release()``,
+    so that writes queue up and go in one batch."""
+
+    def __init__(self, proxy: SQLiteProxy) -> None:
+        self.go = threading.Event()
+        self.entered = threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(proxy,))
+        self.thread.start()
+        assert self.entered.wait(10)
+
+    def _hold(self, proxy: SQLiteProxy) -> None:
+        with proxy.transaction():
+            self.entered.set()
+            self.go.wait(10)
+
+    def release(self) -> None:
+        self.go.set()
+        self.thread.join(10)
+
+
+def queued_writes(proxy: SQLiteProxy, calls: List[Any]) -> List[Any]:
+    """Run ``calls`` (functions of the proxy) from threads while the writer is
+    held, so they queue; returns each call's result or exception."""
+    results: List[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i](proxy)
+        except Exception as exc:
+            results[i] = exc
+
+    held = HeldWriter(proxy)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + 10
+    while proxy.core.writer.waiting() < 1 or proxy.core.batcher.queued() < len(calls):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    held.release()
+    for th in threads:
+        th.join(30)
+    return results
+
+
+def test_queued_writes_share_one_batch_and_keep_their_own_errors(proxy: SQLiteProxy) -> None:
+    proxy.execute("INSERT INTO t (v) VALUES ('taken')")
+    before = (proxy.core.batcher.batches, proxy.core.batcher.requests)
+    results = queued_writes(proxy, [
+        lambda p: p.execute("INSERT INTO t (v) VALUES ('a')"),
+        lambda p: p.execute("INSERT INTO t (v) VALUES ('taken')"),  # its own error only
+        lambda p: p.executemany("INSERT INTO t (v) VALUES (?)", [("m1",), ("m2",)]),
+        lambda p: p.executemany("INSERT INTO t (v) VALUES (?)", [("m3",), ("taken",)]),  # atomic
+        lambda p: p.execute("UPDATE t SET v = 'taken2' WHERE v = 'taken'"),
+        lambda p: p.execute("INSERT INTO t (v) VALUES (?)", ("b",)),
+    ])
+    assert proxy.core.batcher.batches - before[0] == 1
+    assert proxy.core.batcher.requests - before[1] == 6
+    assert results[0].rowcount == 1 and results[2].rowcount == 2 and results[4].rowcount == 1
+    assert isinstance(results[1], SQLiteIntegrityError) and isinstance(results[3], SQLiteIntegrityError)
+    assert results[5].lastrowid is not None
+    rows = {r[0] for r in proxy.execute("SELECT v FROM t").fetchall()}
+    assert rows == {"taken2", "a", "m1", "m2", "b"}
+
+
+def test_a_batch_member_that_rolls_everything_back_fails_alone(proxy: SQLiteProxy) -> None:
+    proxy.execute("INSERT INTO t (v) VALUES ('taken')")
+    results = queued_writes(proxy, [
+        lambda p: p.execute("INSERT INTO t (v) VALUES ('x1')"),
+        lambda p: p.execute("INSERT OR ROLLBACK INTO t (v) VALUES ('taken')"),
+        lambda p: p.execute("INSERT INTO t (v) VALUES ('x2')"),
+    ])
+    assert isinstance(results[1], SQLiteIntegrityError)
+    assert results[0].rowcount == 1 and results[2].rowcount == 1
+    assert proxy.execute("SELECT v FROM t ORDER BY v").fetchall() == [("taken",), ("x1",), ("x2",)]
+
+
+def test_writer_killed_during_a_batch_fails_every_member_and_commits_none(proxy: SQLiteProxy) -> None:
+    proxy.executescript("CREATE TABLE big (x INTEGER)")
+    sent = proxy.core.batcher.batches
+
+    def kill_when_sent() -> None:
+        deadline = time.monotonic() + 10
+        while proxy.core.batcher.batches == sent:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(0.3)  # the slow INSERT is under way
+        os.kill(pids(proxy, "writer")[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_sent)
+    calls: List[Any] = [lambda p: p.execute("INSERT INTO t (v) VALUES ('k1')"),
+                        lambda p: p.execute("INSERT INTO big (x) " + SLOW.replace("count(*)", "x"),
+                                            (3_000_000,)),
+                        lambda p: p.execute("INSERT INTO t (v) VALUES ('k2')")]
+    killer.start()
+    results = queued_writes(proxy, calls)
+    killer.join()
+    assert all(isinstance(r, WorkerCrashed) for r in results), results
+    assert proxy.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert proxy.execute("SELECT count(*) FROM big").fetchone() == (0,)
+
+
 # -- bad input -----------------------------------------------------------------------------
 
 
@@ -548,3 +654,24 @@ async def test_async_crash_timeout_and_deadlock(db: str) -> None:
         with pytest.raises(WouldDeadlock):
             sync.execute("CREATE TABLE never (x)")
         await holder
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_async_writes_join_a_batch_with_threads(proxy: SQLiteProxy) -> None:
+    aproxy = proxy.aio()
+    proxy.execute("INSERT INTO t (v) VALUES ('taken')")
+    held = HeldWriter(proxy)
+    before = proxy.core.batcher.batches
+    tasks = [asyncio.ensure_future(aproxy.execute("INSERT INTO t (v) VALUES (?)", ("c%d" % i,)))
+             for i in range(10)]
+    tasks.append(asyncio.ensure_future(aproxy.execute("INSERT INTO t (v) VALUES ('taken')")))
+    loop = asyncio.get_running_loop()
+    from_thread = loop.run_in_executor(None, proxy.execute, "INSERT INTO t (v) VALUES ('thr')")
+    while proxy.core.batcher.queued() < 12:
+        await asyncio.sleep(0.01)
+    held.release()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert (await from_thread).rowcount == 1
+    assert all(r.rowcount == 1 for r in results[:10]) and isinstance(results[10], SQLiteIntegrityError)
+    assert proxy.core.batcher.batches - before == 1  # all twelve in one round trip
+    assert (await aproxy.execute("SELECT count(*) FROM t")).fetchone() == (12,)

@@ -302,6 +302,11 @@ class WriteBatcher:
         for ticket, one in zip(batch, framed):
             ticket.resolve((one[0], memoryview(one)[1:]), None)
 
+    def queued(self) -> int:
+        """Writes waiting for the next batch."""
+        with self._lock:
+            return len(self._pending)
+
     def close(self) -> None:
         """Fail the writes still queued (the proxy is closing)."""
         self._fail_pending(ProxyClosed("the SQLite proxy closed while this write waited"))
