@@ -5,56 +5,8 @@ thread-safe) and :class:`AsyncSQLiteProxy` (awaitables), SQLite in worker
 processes so that reads use more than one core.  See ``docs/dbapi.md``.
 """
 
-from .sqlite_proxy import (
-    AsyncSQLiteProxy,
-    DatabaseNotFound,
-    ProxyClosed,
-    ProxyConfigError,
-    ProxyTimeout,
-    Result,
-    SQLiteDatabaseError,
-    SQLiteDataError,
-    SQLiteError,
-    SQLiteIntegrityError,
-    SQLiteInterfaceError,
-    SQLiteInternalError,
-    SQLiteNotSupportedError,
-    SQLiteOperationalError,
-    SQLiteProgrammingError,
-    SQLiteProxy,
-    Transaction,
-    TransactionClosed,
-    TransactionControlError,
-    UnpicklableParameters,
-    WorkerCrashed,
-    WorkerInfo,
-    WouldDeadlock,
-)
+from . import sqlite_proxy
 from ._sqlite_async import AsyncTransaction
+from .sqlite_proxy import *  # noqa: F401,F403  (the names of sqlite_proxy.__all__)
 
-__all__ = [
-    "SQLiteProxy",
-    "AsyncSQLiteProxy",
-    "Transaction",
-    "AsyncTransaction",
-    "Result",
-    "WorkerInfo",
-    "SQLiteError",
-    "SQLiteInterfaceError",
-    "SQLiteDatabaseError",
-    "SQLiteDataError",
-    "SQLiteOperationalError",
-    "SQLiteIntegrityError",
-    "SQLiteInternalError",
-    "SQLiteProgrammingError",
-    "SQLiteNotSupportedError",
-    "ProxyClosed",
-    "TransactionClosed",
-    "TransactionControlError",
-    "WouldDeadlock",
-    "UnpicklableParameters",
-    "ProxyConfigError",
-    "WorkerCrashed",
-    "ProxyTimeout",
-    "DatabaseNotFound",
-]
+__all__ = list(sqlite_proxy.__all__) + ["AsyncTransaction"]

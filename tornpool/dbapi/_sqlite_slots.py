@@ -62,6 +62,16 @@ class WorkerSlots:
         holders = self._holders
         return len(holders) == len(self.handles) and all(t == ident for t in holders.values())
 
+    def _take_idle(self, ident: int) -> Optional[WorkerHandle]:
+        """Under the lock: an idle handle for thread ``ident``, or None."""
+        if self._closed:
+            raise ProxyClosed("the SQLite proxy is closed")
+        if not self._idle:
+            return None
+        handle = self._idle.popleft()
+        self._holders[handle] = ident
+        return handle
+
     def acquire(self, timeout: Optional[float]) -> WorkerHandle:
         """Take a handle, blocking the calling thread until one is free.
 
@@ -71,11 +81,8 @@ class WorkerSlots:
         """
         ident = threading.get_ident()
         with self._lock:
-            if self._closed:
-                raise ProxyClosed("the SQLite proxy is closed")
-            if self._idle:
-                handle = self._idle.popleft()
-                self._holders[handle] = ident
+            handle = self._take_idle(ident)
+            if handle is not None:
                 return handle
             if self._would_deadlock(ident):
                 raise WouldDeadlock(
@@ -108,11 +115,8 @@ class WorkerSlots:
         """
         ident = threading.get_ident()
         with self._lock:
-            if self._closed:
-                raise ProxyClosed("the SQLite proxy is closed")
-            if self._idle:
-                handle = self._idle.popleft()
-                self._holders[handle] = ident
+            handle = self._take_idle(ident)
+            if handle is not None:
                 return handle
             fut: asyncio.Future[WorkerHandle] = asyncio.get_running_loop().create_future()
             self._waiters.append((fut, ident))
