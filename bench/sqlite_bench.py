@@ -3,8 +3,7 @@
 * ``reads``: read-heavy CPU-bound queries (about 1 ms each) from ``--threads``
   threads (ThreadPoolExecutor): the proxy with ``--readers`` reader processes
   vs one process with one sqlite3 connection per thread.  Three shapes: a
-  recursive CTE, an aggregate over a 20k-row table, a range scan returning
-  about 1000 rows.
+  recursive CTE, a GROUP BY over 4000 rows, a range scan returning 1000 rows.
 * ``writes``: small write transactions (3 INSERTs) from the same threads:
   the proxy (``executemany``, one round trip; and a ``transaction()`` block,
   five) vs one process (a connection per thread, and one shared connection
@@ -17,7 +16,8 @@
 
 Contenders run interleaved, round by round; figures are medians over
 ``--rounds``.  Ratios are proxy / one process (higher is better for
-throughput).
+throughput).  Each suite prints the load average: the proxy needs idle cores
+to win, so on a shared machine compare runs made at a low load.
 
     .venv/bin/python -m bench.sqlite_bench [--rounds 5] [--threads 8] [--readers 2]
         [--seconds 1.5] [--only reads,writes,overhead,restart]
@@ -45,7 +45,7 @@ from tornpool.dbapi import SQLiteProxy  # noqa: E402
 QUERIES: Dict[str, Tuple[str, Tuple[Any, ...]]] = {
     "cte": ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
             "SELECT sum(x) FROM c", (6000,)),
-    "agg": ("SELECT a % 10, count(*), sum(id), max(b) FROM t WHERE a > ? GROUP BY 1", (-1,)),
+    "agg": ("SELECT a % 10, count(*), sum(id), max(b) FROM t WHERE id <= ? GROUP BY 1", (4000,)),
     "rows": ("SELECT id, a, b FROM t WHERE id BETWEEN ? AND ?", (5000, 5999)),
 }
 INSERT = "INSERT INTO w (k, v) VALUES (?, ?)"
@@ -99,6 +99,23 @@ class Local:
             c.close()
 
 
+def workers_cpu(proxy: SQLiteProxy) -> float:
+    """CPU seconds the proxy's worker processes used so far (Linux /proc)."""
+    total = 0.0
+    for w in proxy.workers():
+        try:
+            with open("/proc/%d/stat" % w.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
 def median_rows(results: Dict[str, List[float]]) -> Dict[str, float]:
     return {k: statistics.median(v) for k, v in results.items()}
 
@@ -110,9 +127,10 @@ def bench_reads(path: str, args: argparse.Namespace) -> None:
     local = Local(path)
     proxy = SQLiteProxy(path, readers=args.readers)
     print("\n## reads: %d threads, proxy with %d readers vs one process (a connection per "
-          "thread); %d rounds\n" % (args.threads, args.readers, args.rounds))
-    print("| query | 1 thread ms/q | one process q/s | proxy q/s | proxy / one process |")
-    print("|---|---:|---:|---:|---:|")
+          "thread); %d rounds; %s\n" % (args.threads, args.readers, args.rounds, load()))
+    print("| query | 1 thread ms/q | one process q/s | proxy q/s | proxy / one process | "
+          "CPU ms/q one process | CPU ms/q proxy (all processes) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, (sql, params) in QUERIES.items():
         def direct(i: int, sql: str = sql, params: Any = params) -> Any:
             return local.conn().execute(sql, params).fetchall()
@@ -120,19 +138,25 @@ def bench_reads(path: str, args: argparse.Namespace) -> None:
         def proxied(i: int, sql: str = sql, params: Any = params) -> Any:
             return proxy.execute(sql, params).fetchall()
 
+        direct(0)  # open this thread's connection first
         start = time.perf_counter()
         for i in range(20):
             direct(i)
         single = (time.perf_counter() - start) / 20
         calls = max(int(args.seconds / single), 50)
         rates: Dict[str, List[float]] = {"one": [], "proxy": []}
+        cpu: Dict[str, List[float]] = {"one": [], "proxy": []}
         for r in range(args.rounds):
             order = [("one", direct), ("proxy", proxied)]
             for label, op in (order if r % 2 == 0 else order[::-1]):
+                c = time.process_time() + (workers_cpu(proxy) if label == "proxy" else 0.0)
                 rates[label].append(calls / run_threads(op, calls, args.threads))
-        med = median_rows(rates)
-        print("| %s | %.2f | %.0f | %.0f | %.2fx |" % (
-            name, single * 1e3, med["one"], med["proxy"], med["proxy"] / med["one"]))
+                c = time.process_time() + (workers_cpu(proxy) if label == "proxy" else 0.0) - c
+                cpu[label].append(c / (calls + 2 * args.threads) * 1e3)
+        med, mcpu = median_rows(rates), median_rows(cpu)
+        print("| %s | %.2f | %.0f | %.0f | %.2fx | %.2f | %.2f |" % (
+            name, single * 1e3, med["one"], med["proxy"], med["proxy"] / med["one"],
+            mcpu["one"], mcpu["proxy"]))
     proxy.close()
     local.close()
 
@@ -141,8 +165,8 @@ def bench_reads(path: str, args: argparse.Namespace) -> None:
 
 
 def bench_writes(path: str, args: argparse.Namespace) -> None:
-    print("\n## writes: transactions of 3 INSERTs from %d threads; %d rounds\n"
-          % (args.threads, args.rounds))
+    print("\n## writes: transactions of 3 INSERTs from %d threads; %d rounds; %s\n"
+          % (args.threads, args.rounds, load()))
     print("| synchronous | one process, conn per thread tx/s | one process, shared conn + lock "
           "tx/s | proxy executemany tx/s | proxy transaction() tx/s | best proxy / best one "
           "process |")
@@ -239,7 +263,8 @@ def bench_overhead(path: str, args: argparse.Namespace) -> None:
         results.setdefault("proxy.execute (blocking)", []).append(
             timed(lambda: proxy.execute("SELECT 1"), n))
         asyncio.run(async_rounds())
-    print("\n## per-call overhead: SELECT 1, %d calls, medians of %d rounds\n" % (n, args.rounds))
+    print("\n## per-call overhead: SELECT 1, %d calls, medians of %d rounds; %s\n"
+          % (n, args.rounds, load()))
     print("| call | wall us/call | this process CPU us/call |")
     print("|---|---:|---:|")
     for label, runs in results.items():
@@ -300,8 +325,8 @@ def main(argv: List[str] | None = None) -> None:
     ap.add_argument("--calls", type=int, default=5000, help="calls per overhead run")
     ap.add_argument("--only", default=",".join(SUITES))
     args = ap.parse_args(argv)
-    print("# SQLite %s, Python %s, %d CPUs" % (sqlite3.sqlite_version, sys.version.split()[0],
-                                               os.cpu_count() or 0))
+    print("# SQLite %s, Python %s, %d CPUs, %s" % (sqlite3.sqlite_version, sys.version.split()[0],
+                                                   os.cpu_count() or 0, load()))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.db")
         make_db(path)
