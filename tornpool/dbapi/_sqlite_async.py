@@ -2,8 +2,8 @@
 
 Same workers, same routing, same FIFO queue as the blocking face; a call
 never blocks the event loop while a worker runs it.  The request is
-written to the worker's pipe (a short write into a socket buffer) and the
-loop watches the pipe with ``loop.add_reader``; the reply is read when it
+written to the worker's socket (a short write into a socket buffer) and the
+loop watches the socket with ``loop.add_reader``; the reply is read when it
 arrives.  Measured against running the blocking call in a thread
 (``run_in_executor``), this costs a fraction of the CPU per call and no
 threads (``bench/sqlite_bench.py`` prints both).  It needs a loop with
