@@ -5,8 +5,9 @@ never blocks the event loop while a worker runs it.  The request is
 written to the worker's socket (a short write into a socket buffer) and the
 loop watches the socket with ``loop.add_reader``; the reply is read when it
 arrives.  Measured against running the blocking call in a thread
-(``run_in_executor``), this costs a fraction of the CPU per call and no
-threads (``bench/sqlite_bench.py`` prints both).  It needs a loop with
+(``run_in_executor``): about two thirds of the CPU per call when calls come
+one at a time, about the same when they overlap, and no threads
+(``bench/sqlite_bench.py`` prints both).  It needs a loop with
 ``add_reader`` (every selector loop, uvloop, Tornado's; not Windows'
 proactor loop).
 
