@@ -65,7 +65,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=["tornpool", "tornpool.codec", "tornpool.testing", "tornpool.dbapi"],
+    packages=["tornpool", "tornpool.codec", "tornpool.testing"],
     package_data={"tornpool": ["py.typed"], "tornpool.codec": ["_speedups.pyi", "_speedups.c"]},
     install_requires=[
         "tornado>=6.5",
