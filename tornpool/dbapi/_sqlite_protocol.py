@@ -1,0 +1,101 @@
+"""The wire format between the SQLite proxy and its worker processes.
+
+One request, one reply, each one pickled message on the worker's socket
+(framed by :class:`~tornpool.dbapi._sqlite_channel.Channel`).  Requests
+are tuples whose first item is an ``OP_*`` code; replies are tuples whose
+first item is an ``ST_*`` status:
+
+=================  ===========================================  ==================================
+request            fields                                        reply
+=================  ===========================================  ==================================
+``OP_EXEC``        sql, params, in_tx                            ``ST_OK`` / ``ST_ERR`` / ``ST_BOUNCE``
+``OP_MANY``        sql, list of params, in_tx                    ``ST_OK`` / ``ST_ERR``
+``OP_SCRIPT``      script                                        ``ST_OK`` / ``ST_ERR``
+``OP_BEGIN``       mode (DEFERRED, IMMEDIATE, EXCLUSIVE)         ``ST_OK`` / ``ST_ERR``
+``OP_COMMIT``      --                                            ``ST_OK`` / ``ST_ERR``
+``OP_ROLLBACK``    --                                            ``ST_OK`` / ``ST_ERR``
+``OP_CLOSE``       --                                            none: the worker exits
+``OP_BATCH``       list of pickled OP_EXEC / OP_MANY requests    ``ST_OK``: list of framed replies
+=================  ===========================================  ==================================
+
+A reply is one status byte followed by a pickled body, so the proxy knows
+what it got -- and can hand the worker to the next caller -- before it spends
+time unpickling rows.  ``ST_OK``'s body is ``(rows, description, rowcount,
+lastrowid)``; ``ST_ERR``'s an
+:data:`~tornpool.dbapi._sqlite_errors.ErrorPayload`; ``ST_BOUNCE`` (readers
+only, body None) says the statement is not a pure read and must go to the writer --
+the reader refused it while preparing it, so nothing ran.  A worker sends
+one unsolicited message when it starts: ``ST_READY`` with its pid, or
+``ST_BOOT_ERR`` with an error payload (and then exits).  Before that the
+proxy sends it one message too: its pickled :class:`WorkerSpec`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
+
+from ._sqlite_errors import UnpicklableParameters
+
+__all__ = ["WorkerSpec", "encode_request", "encode_reply", "split_reply", "decode"]
+
+OP_EXEC, OP_MANY, OP_SCRIPT, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_CLOSE, OP_BATCH = range(8)
+ST_OK, ST_ERR, ST_BOUNCE, ST_READY, ST_BOOT_ERR = range(5)
+
+#: pickle protocol of every message (5: out-of-band capable, fastest for bytes)
+PROTOCOL = 5
+
+#: a reply as the worker builds it: (status, body)
+Reply = Tuple[int, Any]
+#: a reply as the proxy reads it: (status, pickled body)
+RawReply = Tuple[int, memoryview]
+
+
+class WorkerSpec(NamedTuple):
+    """Everything a worker process needs to open its connection (pickled to it)."""
+
+    #: absolute path of the database file
+    path: str
+    #: "writer" (runs every write and every transaction) or "reader"
+    role: str
+    #: may the writer create the file if it is missing
+    create: bool
+    #: sqlite3's ``timeout``: how long a statement waits on a lock held by
+    #: another process before "database is locked"
+    busy_timeout: float
+    #: ``PRAGMA synchronous`` of the writer: "FULL" or "NORMAL"
+    synchronous: str
+    #: statements run on each new connection (per-connection PRAGMAs)
+    init_sql: Tuple[str, ...]
+    #: a picklable ``callable(sqlite3.Connection)`` run on each new
+    #: connection (to register functions, collations, adapters), or None
+    initializer: Optional[Callable[[Any], None]]
+    #: size of sqlite3's prepared-statement cache
+    cached_statements: int
+
+
+def encode_request(*request: Any) -> bytes:
+    """Pickle one request.
+
+    :raises UnpicklableParameters: something in it does not pickle.
+    """
+    try:
+        return pickle.dumps(request, PROTOCOL)
+    except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError, ...
+        raise UnpicklableParameters(
+            "the parameters cannot be sent to a worker process: %s" % (exc,)) from exc
+
+
+def encode_reply(status: int, body: Any) -> bytes:
+    """Frame one reply: the status byte, then the pickled body (worker side)."""
+    return bytes((status,)) + pickle.dumps(body, PROTOCOL)
+
+
+def split_reply(data: bytearray) -> RawReply:
+    """(status, pickled body) of a framed reply (proxy side)."""
+    return data[0], memoryview(data)[1:]
+
+
+def decode(data: Union[bytes, bytearray, memoryview]) -> Any:
+    """Unpickle one request, or one reply's body."""
+    return pickle.loads(data)

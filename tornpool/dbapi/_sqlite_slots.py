@@ -1,0 +1,205 @@
+"""Handing out worker handles: one FIFO queue for threads and coroutines.
+
+:class:`WorkerSlots` holds the idle handles of one role (the readers, or the
+single writer).  A caller takes one, runs its round trip and gives it back.
+Threads wait on a private lock, coroutines on an asyncio future of their own
+loop; both stand in the same FIFO queue, and a released handle goes
+straight to the first waiter (no thundering herd, no barging).
+
+The slots also know which thread holds each handle, so a blocking wait that
+only the waiting thread itself could end -- it holds every handle already,
+through a transaction or through coroutines of its own event loop -- raises
+:class:`~tornpool.dbapi._sqlite_errors.WouldDeadlock` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
+
+from ._sqlite_errors import ProxyClosed, ProxyTimeout, WouldDeadlock
+from ._sqlite_handle import WorkerHandle
+
+__all__ = ["WorkerSlots"]
+
+
+class _ThreadWaiter:
+    __slots__ = ("lock", "ident", "handle", "error")
+
+    def __init__(self, ident: int) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.ident = ident
+        self.handle: Optional[WorkerHandle] = None
+        self.error: Optional[BaseException] = None
+
+
+_AsyncWaiter = Tuple["asyncio.Future[WorkerHandle]", int]
+_Waiter = Union[_ThreadWaiter, _AsyncWaiter]
+
+
+class WorkerSlots:
+    """The idle handles of one role and the callers waiting for one.
+
+    :param handles: every handle of the role (all idle at first).
+    :param role: "writer" or "reader" (for messages).
+    """
+
+    def __init__(self, handles: Sequence[WorkerHandle], role: str) -> None:
+        self.handles = tuple(handles)
+        self.role = role
+        self._lock = threading.Lock()
+        self._released = threading.Condition(self._lock)
+        self._idle: Deque[WorkerHandle] = deque(handles)
+        self._waiters: Deque[_Waiter] = deque()
+        self._holders: Dict[WorkerHandle, int] = {}
+        self._closed = False
+
+    def _would_deadlock(self, ident: int) -> bool:
+        holders = self._holders
+        return len(holders) == len(self.handles) and all(t == ident for t in holders.values())
+
+    def _take_idle(self, ident: int) -> Optional[WorkerHandle]:
+        """Under the lock: an idle handle for thread ``ident``, or None."""
+        if self._closed:
+            raise ProxyClosed("the SQLite proxy is closed")
+        if not self._idle:
+            return None
+        handle = self._idle.popleft()
+        self._holders[handle] = ident
+        return handle
+
+    def acquire(self, timeout: Optional[float]) -> WorkerHandle:
+        """Take a handle, blocking the calling thread until one is free.
+
+        :raises ProxyTimeout: none was free within ``timeout`` seconds.
+        :raises ProxyClosed: the proxy closed.
+        :raises WouldDeadlock: this thread holds every handle of the role.
+        """
+        ident = threading.get_ident()
+        with self._lock:
+            handle = self._take_idle(ident)
+            if handle is not None:
+                return handle
+            if self._would_deadlock(ident):
+                raise WouldDeadlock(
+                    "this thread already holds the %s (a transaction() block, or coroutines "
+                    "of its own event loop); waiting for it here would never end" % self.role)
+            waiter = _ThreadWaiter(ident)
+            self._waiters.append(waiter)
+        if not waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            with self._lock:
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass  # handed over meanwhile: take it
+                else:
+                    raise ProxyTimeout("no SQLite %s was free within %.3g s"
+                                       % (self.role, timeout or 0.0))
+            waiter.lock.acquire()
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.handle is not None
+        return waiter.handle
+
+    def try_acquire(self) -> Union[WorkerHandle, "asyncio.Future[WorkerHandle]"]:
+        """For a coroutine: a free handle at once, else a future of the
+        running loop that resolves to one (FIFO with the threads).  Cancel
+        the future (or let it time out) to leave the queue; a handle handed
+        to a future that was already done goes to the next waiter.
+
+        :raises ProxyClosed: the proxy closed (the future fails with it too).
+        """
+        ident = threading.get_ident()
+        with self._lock:
+            handle = self._take_idle(ident)
+            if handle is not None:
+                return handle
+            fut: asyncio.Future[WorkerHandle] = asyncio.get_running_loop().create_future()
+            self._waiters.append((fut, ident))
+            return fut
+
+    def release(self, handle: WorkerHandle) -> None:
+        """Give ``handle`` back: to the first waiter still waiting, else idle."""
+        with self._lock:
+            self._holders.pop(handle, None)
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if isinstance(waiter, _ThreadWaiter):
+                    self._holders[handle] = waiter.ident
+                    waiter.handle = handle
+                    waiter.lock.release()
+                    return
+                fut, ident = waiter
+                if fut.done():
+                    continue
+                self._holders[handle] = ident
+                loop = fut.get_loop()
+                try:
+                    if ident == threading.get_ident():
+                        loop.call_soon(self._deliver, fut, handle)
+                    else:
+                        loop.call_soon_threadsafe(self._deliver, fut, handle)
+                except RuntimeError:  # that loop is closed
+                    del self._holders[handle]
+                    continue
+                return
+            self._idle.append(handle)
+            self._released.notify_all()
+
+    def _deliver(self, fut: "asyncio.Future[WorkerHandle]", handle: WorkerHandle) -> None:
+        if fut.done():  # cancelled or timed out after it was chosen
+            self.release(handle)
+        else:
+            fut.set_result(handle)
+
+    def close(self) -> None:
+        """Refuse new callers and fail every waiter with :class:`ProxyClosed`."""
+        with self._lock:
+            self._closed = True
+            waiters = list(self._waiters)
+            self._waiters.clear()
+        for waiter in waiters:
+            error = ProxyClosed("the SQLite proxy closed while this call waited for a worker")
+            if isinstance(waiter, _ThreadWaiter):
+                waiter.error = error
+                waiter.lock.release()
+            else:
+                fut = waiter[0]
+                try:
+                    fut.get_loop().call_soon_threadsafe(_fail, fut, error)
+                except RuntimeError:
+                    pass
+
+    def drain(self, deadline: float) -> Tuple[List[WorkerHandle], List[WorkerHandle]]:
+        """After :meth:`close`: wait until every handle is back or the
+        ``deadline`` (``time.monotonic()``) passes.
+
+        :returns: (idle handles, handles still in use).
+        """
+        with self._lock:
+            while len(self._idle) < len(self.handles):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._released.wait(left)
+            idle = list(self._idle)
+        return idle, [h for h in self.handles if h not in idle]
+
+    def in_use(self) -> int:
+        """Handles currently handed out."""
+        with self._lock:
+            return len(self.handles) - len(self._idle)
+
+    def waiting(self) -> int:
+        """Callers waiting for a handle."""
+        with self._lock:
+            return len(self._waiters)
+
+
+def _fail(fut: "asyncio.Future[WorkerHandle]", error: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(error)
