@@ -9,6 +9,8 @@
   tornpool's pool;
 * ``reader``: the codec's ResponseReader on whole responses, C vs pure twin vs
   PyMySQL (prints its table; no results file);
+* ``sqlite``: the SQLite process proxy vs one process with threads
+  (bench/sqlite_bench.py; prints its tables);
 * ``report``: the newest results as Markdown tables and PNG plots in docs/bench/;
 * ``all``: core, pool, codec and floor in both placements, then the report
   (``all --help``).
@@ -25,7 +27,8 @@ import sys
 from pathlib import Path
 
 SUITES = {"core": "bench.core_bench", "pool": "bench.pool_bench", "codec": "bench.codec_bench",
-          "floor": "bench.floor", "reader": "bench.reader_bench", "report": "bench.report"}
+          "floor": "bench.floor", "reader": "bench.reader_bench", "sqlite": "bench.sqlite_bench",
+          "report": "bench.report"}
 ALL = ("core", "pool", "codec", "floor")
 
 
