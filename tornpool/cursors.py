@@ -84,7 +84,7 @@ class Cursor:
         self._handle = handle
         self.arraysize = 1
         #: Collected later result sets (None: they are still on the wire).
-        self._more: deque[Reply] | None = None
+        self._more: deque[Reply] | tuple[()] | None = None
         self._more_error: BaseException | None = None
         self._clear()
         if reply is not None:
@@ -92,13 +92,15 @@ class Cursor:
 
     @classmethod
     def from_result(cls, handle: Handle, rows: Any, shape: Any, rowcount: int | None,
-                    lastrowid: int | None, warning_count: int) -> Cursor:
+                    lastrowid: int | None, warning_count: int, collected: bool) -> Cursor:
         """The cursor for a statement's single result (the fast path's
-        usual case; the same state :meth:`_load` builds, in one call)."""
+        usual case; the same state :meth:`_load` builds, in one call).
+        ``collected``: the statement's reply was read to its end, so there
+        is no later result set to ask the connection for."""
         cur = cls.__new__(cls)
         cur._handle = handle
         cur.arraysize = 1
-        cur._more = None
+        cur._more = _NOTHING_MORE if collected else None
         cur._more_error = None
         if cls.as_dict and rows:
             keys = shape.dict_keys
@@ -219,6 +221,7 @@ class Cursor:
         more = self._more
         if more is not None:
             if more:
+                assert isinstance(more, deque)
                 self._clear()
                 self._load(more.popleft())
                 return True
@@ -242,6 +245,11 @@ class Cursor:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} rowcount={self.rowcount}>"
+
+
+#: ``Cursor._more`` of a cursor whose reply was read to its end with no later
+#: result set (shared: no allocation per query).
+_NOTHING_MORE: tuple[()] = ()
 
 
 class DictCursor(Cursor):

@@ -178,13 +178,14 @@ class Statement(Command):
                                             reader.warning_count)
                     else:
                         self.result = cls.from_result(self.handle, rows, shape, len(rows), None,
-                                                      reader.warning_count)
+                                                      reader.warning_count, self.collect)
                 elif cls is Reply:
                     self.result = Reply(None, None, None, reader.affected_rows, reader.insert_id,
                                         reader.warning_count)
                 else:
                     self.result = cls.from_result(self.handle, None, None, reader.affected_rows,
-                                                  reader.insert_id, reader.warning_count)
+                                                  reader.insert_id, reader.warning_count,
+                                                  self.collect)
             except Exception as exc:  # a dict cursor over odd rows, say
                 self.error = exc
             return True
