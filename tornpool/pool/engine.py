@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from bisect import bisect_left as _bucket
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ from tornpool.pool import health
 from tornpool.pool.events import Listeners
 from tornpool.pool.fleet import Fleet
 from tornpool.pool.lease import Lease, Poolable, Site, Slot, capture_site, where_acquired
-from tornpool.pool.stats import PoolStats
+from tornpool.pool.stats import BUCKETS, PoolStats
 from tornpool.pool.waiters import WaitQueue
 
 __all__ = ["PoolEngine", "RETIRE", "check_sizes"]
@@ -389,13 +390,14 @@ class PoolEngine(Generic[C]):
     def hand_out(self, slot: Slot[C], waiter: Any, now: float) -> None:
         """Mark ``slot`` in use by ``waiter`` and deliver it."""
         queued = waiter.queued_at
+        stats = self.stats
         if queued:
             waited = now - queued
-            self.stats.wait_s += waited
-            self.stats.wait.observe(waited)
+            stats.wait_s += waited
+            stats.wait.observe(waited)
             waiter.queued_at = 0.0
         else:
-            self.stats.wait.observe(0.0)
+            stats.wait.counts[0] += 1  # observe(0.0), inlined: the usual case
         slot.in_use = True
         slot.uses += 1
         slot.acquired_at = now
@@ -424,12 +426,15 @@ class PoolEngine(Generic[C]):
         slot.in_use = False
         slot.lease_ref = None
         used = now - slot.acquired_at
-        self.stats.usage_s += used
-        self.stats.usage.observe(used)
+        stats = self.stats
+        stats.usage_s += used
+        usage = stats.usage
+        usage.counts[_bucket(BUCKETS, used)] += 1  # observe(), inlined
+        usage.sum += used
         fleet = self.fleet
-        if not fleet.owns(slot):
-            return  # terminated by close() meanwhile
         conn = slot.conn
+        if fleet.slots.get(id(conn)) is not slot:
+            return  # terminated by close() meanwhile
         if conn.closed:
             self.stats.returns_bad += 1
             fleet.lost(slot)

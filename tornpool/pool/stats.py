@@ -12,7 +12,7 @@ difference of two histogram snapshots (:meth:`Histogram.quantile`).
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left as _bucket
 from collections.abc import Sequence
 
 __all__ = ["PoolStats", "Histogram", "STATS_KEYS", "GAUGES", "BUCKETS", "render_prometheus"]
@@ -26,23 +26,25 @@ class Histogram:
     """Counts of durations per bucket of :data:`BUCKETS` (plus +Inf), their
     sum and their number."""
 
-    __slots__ = ("counts", "sum", "count")
+    __slots__ = ("counts", "sum")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
-        self.count = 0
 
     def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.counts[_bucket(BUCKETS, seconds)] += 1
         self.sum += seconds
-        self.count += 1
+
+    @property
+    def count(self) -> int:
+        """Durations observed."""
+        return sum(self.counts)
 
     def copy(self) -> Histogram:
         other = Histogram()
         other.counts = list(self.counts)
         other.sum = self.sum
-        other.count = self.count
         return other
 
     def since(self, earlier: Histogram) -> Histogram:
@@ -50,16 +52,16 @@ class Histogram:
         diff = Histogram()
         diff.counts = [a - b for a, b in zip(self.counts, earlier.counts)]
         diff.sum = self.sum - earlier.sum
-        diff.count = self.count - earlier.count
         return diff
 
     def quantile(self, q: float) -> float | None:
         """An estimate of the ``q`` quantile (0..1), interpolated inside its
         bucket; None with nothing observed.  The +Inf bucket reports its
         lower bound."""
-        if self.count <= 0:
+        total = self.count
+        if total <= 0:
             return None
-        rank = q * self.count
+        rank = q * total
         seen = 0
         for i, n in enumerate(self.counts):
             if n and seen + n >= rank:
@@ -73,7 +75,6 @@ class Histogram:
     def reset(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
-        self.count = 0
 
 #: Every key of :meth:`PoolStats.snapshot`, in order.
 STATS_KEYS = (
