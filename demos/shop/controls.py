@@ -70,7 +70,7 @@ class LoadControls:
         self.bursts = 0
         self.burst_total = 0
         self.burst_done = 0
-        self.burst_failed: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
         self.held = 0
         self.kills = 0
 
@@ -83,7 +83,7 @@ class LoadControls:
     def state(self) -> dict[str, Any]:
         """What is running now (a frame's ``activity``)."""
         return {"bursts": self.bursts, "burst_total": self.burst_total,
-                "burst_done": self.burst_done, "burst_failed": dict(self.burst_failed),
+                "burst_done": self.burst_done, "failed": dict(self.failed),
                 "held": self.held, "kills": self.kills}
 
     async def stop(self) -> None:
@@ -123,7 +123,7 @@ class LoadControls:
                     await self.pool.execute(
                         "SELECT SLEEP(%s), COUNT(*), SUM(stock) FROM product", (sleep,))
                 except tornpool.MySQLError as exc:  # every error tornpool raises
-                    self.burst_failed[type(exc).__name__] += 1
+                    self.failed[type(exc).__name__] += 1
                 self.burst_done += 1
 
         try:
@@ -152,7 +152,7 @@ class LoadControls:
         try:
             await self.pool.execute("SELECT SLEEP(%s)", (seconds,))
         except tornpool.MySQLError as exc:
-            self.burst_failed[type(exc).__name__] += 1
+            self.failed[type(exc).__name__] += 1
         finally:
             self.held -= 1
 

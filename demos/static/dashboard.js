@@ -61,7 +61,7 @@
     const parts = [];
     if (a.bursts) parts.push("burst " + a.burst_done + "/" + a.burst_total);
     if (a.held) parts.push(a.held + " held");
-    const failed = Object.entries(a.burst_failed || {}).map(([k, v]) => v + " " + k);
+    const failed = Object.entries(a.failed || {}).map(([k, v]) => v + " " + k);
     if (failed.length) parts.push("failed: " + failed.join(", "));
     $("activity").textContent = parts.length ? parts.join("; ") : "nothing";
     $("activity").dataset.busy = a.bursts || a.held ? "1" : "0";
