@@ -24,7 +24,9 @@ import socket
 import sys
 from collections.abc import Iterator
 
+import tornpool
 from tornpool import Pool
+from tornpool.testing import MariaDBNotFound, MariaDBServer, ServerStartError
 
 from demos.shop import Shop, make_app
 
@@ -60,8 +62,6 @@ def database(dsn: str | None) -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    from tornpool.testing import MariaDBServer
-
     print("tornpool demo: starting a throwaway MariaDB ...", flush=True)
     with MariaDBServer() as server:
         yield server.dsn
@@ -94,8 +94,12 @@ def main() -> None:
     if why is not None:
         sys.exit(f"tornpool demo: cannot listen on {args.address}:{args.port} ({why}); "
                  f"pick another port with --port, e.g. `bash scripts/dev.sh demo --port {args.port + 1}`")
-    with database(args.dsn) as dsn:
-        asyncio.run(serve(dsn, args.port, args.address, size=args.size, max_size=args.max_size))
+    try:
+        with database(args.dsn) as dsn:
+            asyncio.run(serve(dsn, args.port, args.address, size=args.size, max_size=args.max_size))
+    except (tornpool.OperationalError, tornpool.DSNError, MariaDBNotFound, ServerStartError) as exc:
+        # a server that cannot be reached or started: say so in one line
+        sys.exit(f"tornpool demo: cannot start: {exc}")
 
 
 if __name__ == "__main__":

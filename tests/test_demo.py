@@ -40,7 +40,8 @@ async def api(s: Served, method: str, path: str, body: Any = None) -> tuple[int,
 
 async def stock_of(s: Served, sku: str) -> int:
     _, body = await api(s, "GET", "/api/products")
-    return next(p["stock"] for p in body["products"] if p["sku"] == sku)
+    stock: int = next(p["stock"] for p in body["products"] if p["sku"] == sku)
+    return stock
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -160,13 +161,12 @@ async def test_export_streams_every_item_in_chunks(shop_dsn: str) -> None:
     async with serve_shop(shop_dsn) as s:
         pool = s.shop.pool
         n = EXPORT_CHUNK * 3 + 7
-        cur = await pool.executemany("INSERT INTO customer_order (customer, total_cents) VALUES (%s, %s)",
-                                     [(f"bulk{i}", 400) for i in range(n)])
-        first = cur.lastrowid
-        await pool.executemany(
+        await pool.executemany("INSERT INTO customer_order (customer, total_cents) VALUES (%s, %s)",
+                               [(f"bulk{i}", 400) for i in range(n)])
+        first = (await pool.execute("SELECT MIN(id) FROM customer_order")).fetchone()[0]
+        await pool.execute(
             "INSERT INTO order_item (order_id, product_id, qty, price_cents) "
-            "SELECT id, (SELECT id FROM product WHERE sku = 'STK-10'), 1, 400 FROM customer_order "
-            "WHERE id = %s", [(first + i,) for i in range(n)])
+            "SELECT o.id, p.id, 1, 400 FROM customer_order o JOIN product p ON p.sku = 'STK-10'")
         chunks: list[bytes] = []
         resp = await fetch(s, "/export/orders.csv", streaming_callback=chunks.append)
         assert resp.code == 200
@@ -205,4 +205,16 @@ def test_demo_on_a_taken_port_says_which_and_how_to_pick_another() -> None:
         taken.close()
     assert run.returncode == 1
     assert f"127.0.0.1:{port}" in run.stderr and "--port" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_demo_with_an_unreachable_server_says_so_in_one_line() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    run = subprocess.run([sys.executable, "-m", "demos.app", "--port", "0", "--dsn",
+                          f"mysql://root@127.0.0.1:{dead}/test?connect_timeout=5"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.startswith("tornpool demo: cannot start: (2003,")
     assert "Traceback" not in run.stderr

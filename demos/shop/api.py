@@ -57,7 +57,7 @@ class ProductApi(ApiHandler):
 class OrdersApi(ApiHandler):
     @gen.coroutine
     def get(self) -> Generator[Any, Any, None]:
-        orders = yield store.recent_orders(self.pool, int(self.get_argument("limit", "20")))
+        orders = yield store.recent_orders(self.pool, self.get_argument("limit", "20"))
         self.send_json({"orders": orders})
 
     async def post(self) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from http.client import responses
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tornado import httputil, web
+from tornado import web
 
 from tornpool import Pool
 
@@ -80,7 +81,7 @@ class ApiHandler(ShopHandler):
             self.set_status(exc.status)
             message = str(exc)
         else:
-            message = httputil.responses.get(status_code, "error")
+            message = responses.get(status_code, "error")
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"error": message}))
 

@@ -58,10 +58,10 @@ class DuplicateSku(ShopError):
 def _text(value: Any, field: str, max_len: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{field}: a non-empty string is required")
-    value = value.strip()
-    if len(value) > max_len:
+    text = value.strip()
+    if len(text) > max_len:
         raise InvalidInput(f"{field}: at most {max_len} characters")
-    return value
+    return text
 
 
 def _count(value: Any, field: str, low: int, high: int) -> int:
@@ -208,8 +208,11 @@ async def get_order(pool: Pool, order_id: Any) -> dict[str, Any]:
     return {**order, "created": _iso(order["created"]), "items": list(cur.fetchall())}
 
 
-async def recent_orders(pool: Pool, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest orders, each with its number of items."""
+async def recent_orders(pool: Pool, limit: Any = 20) -> list[dict[str, Any]]:
+    """The newest orders (``limit``: 1 to 500), each with its number of items.
+
+    :raises InvalidInput: a bad ``limit``.
+    """
     cur = await pool.execute(
         "SELECT o.id, o.customer, o.total_cents, o.created, SUM(i.qty) AS items "
         "FROM customer_order o JOIN order_item i ON i.order_id = o.id "
