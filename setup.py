@@ -60,6 +60,9 @@ if MODE != "0":
         )
     )
 
+# The docs site: Sphinx reading the Markdown guides (MyST) and the docstrings.
+DOCS = ["sphinx>=7.2", "myst-parser>=2.0", "furo>=2024.1"]
+
 setup(
     name="tornpool",
     version="0.1.0",
@@ -87,7 +90,12 @@ setup(
             "cryptography>=42",
             # the bench smoke test renders the report's plots
             "matplotlib>=3.7",
+            # the dashboard's browser test drives Debian's chromium + chromium-driver
+            "selenium>=4.10",
+            # the suite builds the docs site (tests/test_docs_build.py)
+            *DOCS,
         ],
+        "docs": DOCS,
         "bench": [
             "aiomysql>=0.2",
             "asyncmy>=0.2.9",

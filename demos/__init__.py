@@ -1,0 +1,1 @@
+"""tornpool's demo applications: ``python -m demos.app`` (see ``docs/demo.md``)."""

@@ -1,17 +1,16 @@
-"""A small Tornado app on a tornpool Pool.
+"""The tornpool demo: a small shop on a pool, with a live dashboard of the pool.
 
-    python -m demos.app [--dsn mysql://...] [--port 8888]
+    python -m demos.app [--dsn mysql://...] [--port 8888] [--address 127.0.0.1]
+    bash scripts/dev.sh demo [--port N] [--dsn DSN]
 
 Without ``--dsn`` (or ``TORNPOOL_TEST_DSN``) it starts a throwaway MariaDB of its
-own (``tornpool.testing.MariaDBServer``) and removes it on exit.
+own (``tornpool.testing.MariaDBServer``) and removes it on exit.  With a DSN it
+creates its three tables there if missing (``product``, ``customer_order``,
+``order_item``).
 
-Pages:
-
-* ``/``          -- ``async def`` + ``await``: server version, time, the guest book;
-* ``/classic``   -- the same through ``@gen.coroutine`` + ``yield``;
-* ``/sign``      -- POST ``name`` and ``message``: one transaction;
-* ``/slow``      -- ``SELECT SLEEP(1)``: open several at once, they overlap;
-* ``/stats``     -- the pool's statistics in Prometheus text format.
+Pages: ``/`` the shop, ``/orders``, ``/dashboard`` the live pool dashboard,
+``/stats`` Prometheus text; the JSON API is under ``/api/`` (see
+``demos/shop/api.py`` and ``docs/demo.md``).
 """
 
 from __future__ import annotations
@@ -19,139 +18,50 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import html
 import os
 import signal
 import socket
 import sys
 from collections.abc import Iterator
-from typing import Any
 
-from tornado import gen, web
-
+import tornpool
 from tornpool import Pool
+from tornpool.testing import MariaDBNotFound, MariaDBServer, ServerStartError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS guestbook (
-    id INT AUTO_INCREMENT PRIMARY KEY,
-    name VARCHAR(60) NOT NULL,
-    message VARCHAR(500) NOT NULL,
-    created DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-) CHARACTER SET utf8mb4
-"""
+from demos.shop import Shop, make_app
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>tornpool demo</title>
-<style>body{{font-family:sans-serif;max-width:44em;margin:2em auto}}td,th{{padding:.2em .6em}}</style>
-</head><body><h1>tornpool demo</h1>
-<p>Served by <b>{style}</b> on {version}; server time {now}; pool: {pool}.</p>
-<form method="post" action="/sign"><input name="name" placeholder="name" required>
-<input name="message" placeholder="message" required size="40"><button>Sign</button></form>
-<table><tr><th>when</th><th>who</th><th>said</th></tr>{rows}</table>
-<p><a href="/">async/await</a> · <a href="/classic">gen.coroutine</a> · <a href="/slow">slow</a> ·
-<a href="/stats">stats</a></p></body></html>"""
+__all__ = ["main", "serve", "database", "port_taken", "make_app", "Shop"]
+
+#: The demo pool: small at rest, room to grow under a burst.
+POOL_SIZE = 4
+POOL_MAX = 10
 
 
-def render(style: str, head: Any, rows: Any, pool: Pool) -> str:
-    version, now = head
-    stats = pool.stats()
-    body = "".join(
-        f"<tr><td>{created:%Y-%m-%d %H:%M:%S}</td><td>{html.escape(name)}</td>"
-        f"<td>{html.escape(message)}</td></tr>"
-        for name, message, created in rows
-    )
-    return PAGE.format(
-        style=style,
-        version=html.escape(str(version)),
-        now=now,
-        pool=f"{stats['pool_size']} open, {stats['pool_available']} idle",
-        rows=body,
-    )
-
-
-class Base(web.RequestHandler):
-    @property
-    def pool(self) -> Pool:
-        return self.application.settings["pool"]  # type: ignore[no-any-return]
-
-
-class AsyncHome(Base):
-    async def get(self) -> None:
-        head = (await self.pool.execute("SELECT VERSION(), NOW(6)")).fetchone()
-        rows = (
-            await self.pool.execute(
-                "SELECT name, message, created FROM guestbook ORDER BY id DESC LIMIT 20"
-            )
-        ).fetchall()
-        self.write(render("async def + await", head, rows, self.pool))
-
-
-class ClassicHome(Base):
-    @gen.coroutine
-    def get(self) -> Iterator[Any]:
-        cur = yield self.pool.execute("SELECT VERSION(), NOW(6)")
-        head = cur.fetchone()
-        cur = yield self.pool.execute(
-            "SELECT name, message, created FROM guestbook ORDER BY id DESC LIMIT 20"
-        )
-        self.write(render("@gen.coroutine + yield", head, cur.fetchall(), self.pool))
-
-
-class Sign(Base):
-    async def post(self) -> None:
-        name = self.get_body_argument("name")[:60]
-        message = self.get_body_argument("message")[:500]
-        async with self.pool.transaction() as conn:
-            await conn.execute("INSERT INTO guestbook (name, message) VALUES (%s, %s)", (name, message))
-        self.redirect("/")
-
-
-class Slow(Base):
-    async def get(self) -> None:
-        slept, connection_id = (await self.pool.execute("SELECT SLEEP(1), CONNECTION_ID()")).fetchone()
-        self.write({"slept": slept == 0, "connection_id": connection_id})
-
-
-class Stats(Base):
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/plain; version=0.0.4")
-        self.write(self.pool.prometheus())
-
-
-def make_app(pool: Pool) -> web.Application:
-    return web.Application(
-        [
-            (r"/", AsyncHome),
-            (r"/classic", ClassicHome),
-            (r"/sign", Sign),
-            (r"/slow", Slow),
-            (r"/stats", Stats),
-        ],
-        pool=pool,
-        xsrf_cookies=False,
-    )
-
-
-async def serve(dsn: str, port: int, address: str) -> None:
-    async with Pool(dsn, size=2, max_size=10, name="demo") as pool:
-        await pool.execute(SCHEMA)
-        app = make_app(pool)
-        server = app.listen(port, address)
-        print(f"tornpool demo: http://{address}:{port}/  (Ctrl-C to stop)", flush=True)
+async def serve(dsn: str, port: int, address: str, *, size: int = POOL_SIZE,
+                max_size: int = POOL_MAX) -> None:
+    """Serve the shop until SIGINT or SIGTERM."""
+    async with Pool(dsn, size=size, max_size=max_size, timeout=10, name="shop") as pool, \
+            Pool(dsn, size=1, max_size=1, name="admin") as admin, \
+            Shop(pool, admin) as shop:
+        server = make_app(shop).listen(port, address)
+        print(f"tornpool demo: http://{address}:{port}/  dashboard: http://{address}:{port}/dashboard"
+              "  (Ctrl-C to stop)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         server.stop()
+        await shop.stop()  # ends the dashboards' event streams
+        await server.close_all_connections()
 
 
 @contextlib.contextmanager
 def database(dsn: str | None) -> Iterator[str]:
+    """``dsn``, or that of a throwaway MariaDB for the duration."""
     if dsn:
         yield dsn
         return
-    from tornpool.testing import MariaDBServer
-
     print("tornpool demo: starting a throwaway MariaDB ...", flush=True)
     with MariaDBServer() as server:
         yield server.dsn
@@ -175,13 +85,21 @@ def main() -> None:
     parser.add_argument("--dsn", default=os.environ.get("TORNPOOL_TEST_DSN"))
     parser.add_argument("--port", type=int, default=8888)
     parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--size", type=int, default=POOL_SIZE, help="connections kept open")
+    parser.add_argument("--max-size", type=int, default=POOL_MAX, help="cap on connections")
     args = parser.parse_args()
+    if not 0 <= args.size <= args.max_size or args.max_size < 1:
+        parser.error("need 0 <= --size <= --max-size and --max-size >= 1")
     why = port_taken(args.address, args.port)
     if why is not None:
         sys.exit(f"tornpool demo: cannot listen on {args.address}:{args.port} ({why}); "
                  f"pick another port with --port, e.g. `bash scripts/dev.sh demo --port {args.port + 1}`")
-    with database(args.dsn) as dsn:
-        asyncio.run(serve(dsn, args.port, args.address))
+    try:
+        with database(args.dsn) as dsn:
+            asyncio.run(serve(dsn, args.port, args.address, size=args.size, max_size=args.max_size))
+    except (tornpool.OperationalError, tornpool.DSNError, MariaDBNotFound, ServerStartError) as exc:
+        # a server that cannot be reached or started: say so in one line
+        sys.exit(f"tornpool demo: cannot start: {exc}")
 
 
 if __name__ == "__main__":

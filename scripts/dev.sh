@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # tornpool's one entry point for set-up and everyday commands.
 #
-#   bash scripts/dev.sh demo      set up, then serve the demo app on http://127.0.0.1:8888/
+#   bash scripts/dev.sh demo      set up, then serve the demo shop and pool dashboard on http://127.0.0.1:8888/
 #   bash scripts/dev.sh test      set up, then run the test suite (C codec, then the pure twin)
+#   bash scripts/dev.sh docs      set up, then build the docs site into build/docs/html (warnings are errors)
 #   bash scripts/dev.sh bench     set up (with the peers), then run the benchmarks
 #   bash scripts/dev.sh soak      set up, then run the 10-minute pool soak
 #   bash scripts/dev.sh fuzz      set up, then run the long codec fuzz under ASan/UBSan
 #   bash scripts/dev.sh setup     only set up
 #
 # Set-up is idempotent and quick when nothing changed: a virtualenv in .venv,
-# the package (editable, C codec built in place) with its test extras, and --
+# the package (editable, C codec built in place) with its test extras, --
 # when no server is given by TORNPOOL_TEST_DSN and no mariadbd is installed --
 # Debian's mariadb-server package (the tests and the demo start throwaway
-# servers from it; nothing is configured system-wide).
+# servers from it; nothing is configured system-wide), and for `setup` and
+# `test`, when missing, Debian's chromium and chromium-driver (the dashboard's
+# browser test; it skips, saying why, where they cannot be installed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +47,23 @@ ensure_server() {
     elif ! have_mariadbd; then
         apt_install mariadb-server
     fi
+}
+
+have_browser() {
+    [ -x "${TORNPOOL_CHROMIUM:-/usr/bin/chromium}" ] && [ -x "${TORNPOOL_CHROMEDRIVER:-/usr/bin/chromedriver}" ]
+}
+
+# Headless Chromium for tests/test_dashboard_browser.py.  Required under
+# CI=true (a CI run must not skip the browser test silently); elsewhere a
+# failed install only makes that test skip.
+ensure_browser() {
+    have_browser && return 0
+    if apt_install chromium chromium-driver && have_browser; then return 0; fi
+    if [ "${CI:-}" = true ]; then
+        log "could not install chromium and chromium-driver (needed by the browser test)"
+        return 1
+    fi
+    log "could not install chromium and chromium-driver: the dashboard's browser test will skip"
 }
 
 ensure_venv() {
@@ -86,19 +106,21 @@ build_codec() {
     "$PY" -c 'import tornpool.codec as c; print("[tornpool] codec in use:", c.IMPL)' >&2
 }
 
+# setup [EXTRAS] [browser]
 setup() {
     local extras="${1:-test}"
     ensure_venv
     install_package "$extras"
     ensure_server
+    if [ "${2:-}" = browser ]; then ensure_browser; fi
 }
 
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
-setup) setup "${1:-test}" ;;
+setup) setup "${1:-test}" browser ;;
 test)
-    setup test
+    setup test browser
     # The whole suite with the C codec, then again with the pure twin.
     if "$PY" -c 'import sys, tornpool.codec as c; sys.exit(c.IMPL != "c")'; then
         log "test run 1/2: C codec"
@@ -112,6 +134,10 @@ test)
 demo)
     setup test
     exec "$PY" -m demos.app "$@"
+    ;;
+docs)
+    setup test  # the test extras include the docs extras (the suite builds the site too)
+    exec "$PY" -m sphinx -W --keep-going -b html docs build/docs/html "$@"
     ;;
 bench)
     setup test,bench
@@ -130,6 +156,6 @@ mypy)
     exec "$PY" -m mypy
     ;;
 *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 esac
