@@ -1,8 +1,9 @@
 """tornpool: MySQL and MariaDB for Tornado and asyncio, without blocking the loop.
 
-PyMySQL speaks the protocol, unchanged, over Tornado's IOStream through a
-greenlet bridge; connections are handed out as awaitables that also work with
-``yield`` under ``@tornado.gen.coroutine``.
+Common statements are written straight to the socket and their replies parsed
+by a C codec as they arrive; PyMySQL, unchanged, runs the rest through a
+greenlet bridge over the same socket.  Connections and pools hand out
+awaitables that also work with ``yield`` under ``@tornado.gen.coroutine``.
 
 >>> conn = await tornpool.connect("mysql://root@127.0.0.1:3306/test")
 >>> cur = await conn.execute("SELECT 1")

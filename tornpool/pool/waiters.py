@@ -3,9 +3,10 @@
 A :class:`WaitQueue` holds the requests waiting for a connection, oldest
 first.  Each waiter may have a deadline; instead of a loop timer per waiter
 (a ``call_at`` and a ``cancel`` per request, ~1.7 us here) the queue keeps the
-deadlines in a heap and arms a single timer for the earliest one.  Waiters
-that were served or gave up are dropped lazily, from both the queue and the
-heap.
+deadlines in arrival order -- a deque, since most requests share the pool's
+one timeout; a heap takes the few that arrive out of order -- and arms a
+single timer for the earliest one.  Waiters that were served or gave up are
+dropped lazily.
 
 A waiter is any object with a ``done`` attribute or property (True once it
 was served, failed or cancelled), ``deliver(item)`` and ``fail(exc)``; the
