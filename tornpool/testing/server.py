@@ -176,10 +176,15 @@ def _template_datadir(mariadbd: str) -> str:
             _template_root = tempfile.mkdtemp(prefix="tornpool-mdb-template-")
             atexit.register(shutil.rmtree, _template_root, True)
         datadir = os.path.join(_template_root, f"data{len(_template_data)}")
+        # a private tmpdir: installs running at the same time (other test
+        # processes) must not meet in /tmp
+        tmpdir = os.path.join(_template_root, f"tmp{len(_template_data)}")
+        os.makedirs(tmpdir, exist_ok=True)
         cmd = [
             install_db,
             "--no-defaults",
             f"--datadir={datadir}",
+            f"--tmpdir={tmpdir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--skip-name-resolve",
@@ -197,7 +202,7 @@ def _template_datadir(mariadbd: str) -> str:
                 f"{' '.join(cmd)} failed ({proc.returncode}):\n{_tail(proc.stdout + proc.stderr)}"
             )
         boot = subprocess.run(
-            [mariadbd, "--no-defaults", f"--datadir={datadir}", "--bootstrap",
+            [mariadbd, "--no-defaults", f"--datadir={datadir}", f"--tmpdir={tmpdir}", "--bootstrap",
              *_root_user_args(), *_DATADIR_OPTIONS],
             input=_BOOTSTRAP_SQL, capture_output=True, text=True, timeout=300,
         )
