@@ -188,3 +188,43 @@ async def test_reaping_never_kills_on_another_server(mariadb_replication: Replic
     assert calls == [(on_replica, on_replica, True)]
     on_primary.terminate()
     await on_replica.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_proxy_settings_over_a_list_of_proxy_endpoints(throwaway_mariadb: Any) -> None:
+    """The settings docs/multihost.md gives for ProxySQL (no session tracking,
+    a reset after every lease, target any) over two endpoints standing in for
+    two proxy instances: a refused endpoint is skipped, nothing leaks between
+    leases without a reconnect per lease, and losing every link to one
+    endpoint moves the pool to the other."""
+    srv = throwaway_mariadb
+    with FaultProxy.for_server(srv) as first, FaultProxy.for_server(srv) as second:
+        first.refuse()
+        pool = Pool(hosts="127.0.0.1:%d,127.0.0.1:%d" % (first.port, second.port), user="root",
+                    database="test", connect_timeout=1, session_track=False,
+                    session_reset="always", size=1, max_size=1)
+        await pool.connect()
+        assert second.connections == 1 and first.accepted == 0
+        for i in range(5):
+            async with pool.acquire() as conn:
+                assert (await conn.execute("SELECT @x")).fetchone() == (None,)
+                await conn.execute("SET @x = %s", (i,))
+        assert pool.stats()["connections_num"] == 1  # reset in place, not reconnected
+        first.accept_again()
+        second.refuse()
+        second.reset_all()
+        await until_ok(pool)
+        assert first.connections == 1
+        async with pool.acquire() as conn:
+            assert (await conn.execute("SELECT @x")).fetchone() == (None,)
+        await pool.close()
+
+
+async def until_ok(pool: Pool, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await pool.execute("SELECT 1", timeout=1.0)
+            return
+        except (OperationalError, PoolTimeout):
+            assert time.monotonic() < deadline
