@@ -84,20 +84,18 @@ class FailoverConnection(PoolConnection):
     async def executemany(self, query: str, seq_of_args: Iterable[Any], *,
                           timeout: float | None = None, cursor: type[Any] | None = None) -> Cursor:
         """:meth:`PoolConnection.executemany`; resolves to a cursor."""
-        hosts, conn = self._watch()
-        try:
-            return await super().executemany(query, seq_of_args, timeout=timeout, cursor=cursor)
-        except MySQLError as exc:
-            if hosts is not None:
-                note_error(hosts, conn, exc)
-            raise
+        return await self._noting(
+            super().executemany(query, seq_of_args, timeout=timeout, cursor=cursor))
 
     async def callproc(self, procname: str, args: Sequence[Any] = (), *,
                        timeout: float | None = None, cursor: type[Any] | None = None) -> Cursor:
         """:meth:`PoolConnection.callproc`; resolves to a cursor."""
+        return await self._noting(super().callproc(procname, args, timeout=timeout, cursor=cursor))
+
+    async def _noting(self, call: Awaitable[Cursor]) -> Cursor:
         hosts, conn = self._watch()
         try:
-            return await super().callproc(procname, args, timeout=timeout, cursor=cursor)
+            return await call
         except MySQLError as exc:
             if hosts is not None:
                 note_error(hosts, conn, exc)
