@@ -195,36 +195,26 @@ class HostList:
         attempts: list[tuple[HostSpec, str]] = []
         errors: list[BaseException] = []
         fallback: tuple[HostSpec, Connection] | None = None
-        for host in self.order():
-            try:
-                conn = await connect(None, **self.options, **host.connect_kwargs())
-            except DSNError:
-                raise  # the same for every host
-            except (MySQLError, OSError) as exc:
-                self._unreachable[host] = _monotonic() + self.retry_after
-                attempts.append((host, f"{type(exc).__name__}: {exc}"))
-                errors.append(exc)
-                continue
-            self._unreachable.pop(host, None)
-            try:
-                role = await self._role(conn)
-            except BaseException as exc:
-                conn.terminate()
-                if not isinstance(exc, (MySQLError, OSError)):
-                    raise
-                attempts.append((host, f"role check failed: {exc}"))
-                errors.append(exc)
-                continue
-            if role is None or role.matches(self.target):
-                if fallback is not None:
-                    await _close(fallback[1])
-                return self._accept(host, conn)
-            if self.target == "prefer-standby" and fallback is None:
-                fallback = (host, conn)
-                continue
-            attempts.append((host, str(role)))
-            self._role_mismatch(host)
-            await _close(conn)
+        try:
+            for host in self.order():
+                found = await self._try(host, attempts, errors)
+                if found is None:
+                    continue
+                conn, role = found
+                if role is None or role.matches(self.target):
+                    if fallback is not None:
+                        await _close(fallback[1])
+                    return self._accept(host, conn)
+                if self.target == "prefer-standby" and fallback is None:
+                    fallback = (host, conn)  # kept open while the others are tried
+                    continue
+                attempts.append((host, str(role)))
+                self._role_mismatch(host)
+                await _close(conn)
+        except BaseException:
+            if fallback is not None:
+                fallback[1].terminate()
+            raise
         if fallback is not None:
             return self._accept(*fallback)
         if errors and len(errors) == len(attempts) and all(map(self._permanent, errors)):
@@ -232,6 +222,30 @@ class HostList:
         failure = NoSuitableServer(self.target, attempts)
         failure.__cause__ = errors[-1] if errors else None
         raise failure
+
+    async def _try(self, host: HostSpec, attempts: list[tuple[HostSpec, str]],
+                   errors: list[BaseException]) -> tuple[Connection, ServerRole | None] | None:
+        """Connect to ``host`` and read its role; None (and the failure noted
+        in ``attempts`` and ``errors``) if either fails."""
+        try:
+            conn = await connect(None, **self.options, **host.connect_kwargs())
+        except DSNError:
+            raise  # the same for every host
+        except (MySQLError, OSError) as exc:
+            self._unreachable[host] = _monotonic() + self.retry_after
+            attempts.append((host, f"{type(exc).__name__}: {exc}"))
+            errors.append(exc)
+            return None
+        self._unreachable.pop(host, None)
+        try:
+            return conn, await self._role(conn)
+        except BaseException as exc:
+            conn.terminate()
+            if not isinstance(exc, (MySQLError, OSError)):
+                raise
+            attempts.append((host, f"role check failed: {exc}"))
+            errors.append(exc)
+            return None
 
     async def _role(self, conn: Connection) -> ServerRole | None:
         if not self.checks_role:
