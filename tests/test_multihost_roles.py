@@ -51,6 +51,14 @@ async def test_every_target_reads_the_role_from_the_server(mariadb_replication: 
     assert await target_port(cluster, order, "read-only") == r1.port
     assert await target_port(cluster, [primary, r2, r1], "standby") == r2.port
     assert await target_port(cluster, [primary, r2, r1], "prefer-standby") == r2.port
+    # the DSN's own parameter counts when no argument overrides it
+    conn = await connect_target("mysql://root@%s/test?target_session_attrs=read-write"
+                                % hosts_of(*order))
+    assert await port_of(conn) == primary.port
+    await conn.close()
+    conn = await connect_target(primary.dsn)  # one host: connected as it is
+    assert await port_of(conn) == primary.port
+    await conn.close()
 
     # The same checks as an account that may not read the replication
     # status: primary/standby fall back to read_only.

@@ -322,9 +322,11 @@ async def connect_target(dsn: str | None = None, *, hosts: Hosts | None = None,
         args: tuple[Any, ...] = getattr(exc, "args", ())
         return isinstance(exc, MySQLError) and bool(args) and args[0] in PERMANENT_CONNECT_ERRORS
 
-    host_list = HostList.from_config(dsn, kwargs, hosts, target_session_attrs or "any",
+    host_list = HostList.from_config(dsn, kwargs, hosts, target_session_attrs,
                                      load_balance_hosts, permanent)
-    assert host_list is not None
+    if host_list is None:  # one host, no option: a list of one
+        host_list = HostList.from_config(dsn, kwargs, None, "any", None, permanent)
+        assert host_list is not None
     return await host_list.connect()
 
 

@@ -123,7 +123,9 @@ class ReplicaSet:
     :param lag_query: SQL returning one number, the lag in seconds (NULL:
         unknown), instead of ``SHOW REPLICA STATUS`` -- e.g. from a heartbeat
         table, for accounts without the ``REPLICA MONITOR`` privilege.
-    :raises ValueError: bad sizes or intervals, or the primary among the replicas.
+    :raises TypeError: something else than pools.
+    :raises ValueError: a negative lag bound, intervals <= 0, or the primary
+        among the replicas.
     """
 
     def __init__(self, primary: Pool, replicas: Sequence[Pool] = (), *,
@@ -177,7 +179,8 @@ class ReplicaSet:
         primary = Pool(dsn, hosts=hosts, name=name, **kwargs)
         assert primary.hosts is not None
         replica_kwargs = {k: v for k, v in pool_kwargs.items()
-                          if k not in ("size", "timeout", "target_session_attrs", "load_balance_hosts")}
+                          if k not in ("size", "timeout", "fail_fast", "target_session_attrs",
+                                       "load_balance_hosts")}
         replica_kwargs.setdefault("max_size", max(primary.max_size, 1))
         replica_kwargs.setdefault("reconnect_max_interval", replica_reconnect_interval)
         replicas = [Pool(dsn, hosts=[str(host)], size=1, timeout=replica_timeout, fail_fast=True,
