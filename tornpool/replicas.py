@@ -33,8 +33,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from functools import partial
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 

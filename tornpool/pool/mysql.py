@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from functools import partial
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -376,8 +376,8 @@ class Pool:
         return None
 
     def _role_lost(self, host: HostSpec) -> None:
-        log.warning("%s: %s is no longer %s; replacing every connection", self.name, host,
-                    self._hosts.target if self._hosts is not None else "")
+        target = self._hosts.target if self._hosts is not None else "?"
+        log.warning("%s: %s is no longer %s; replacing every connection", self.name, host, target)
         self._engine.drain()
 
     async def _reconfigure(self, conn: Connection) -> None:
