@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -39,8 +40,10 @@ from tornpool.errors import (
     PoolClosed,
 )
 from tornpool.fastpath import CommandFuture, Statement
+from tornpool.hosts import HostList, Hosts, HostSpec
 from tornpool.pool.connection import PoolConnection
 from tornpool.pool.engine import RETIRE, PoolEngine
+from tornpool.pool.failover import FailoverConnection, note_error, reap_on_same_server
 from tornpool.pool.lease import Slot, where_acquired
 from tornpool.pool.scopes import AcquireScope, TransactionScope
 from tornpool.pool.events import PoolEvent
@@ -56,6 +59,10 @@ _monotonic = time.monotonic
 
 #: Connect errors that retrying cannot fix: fail the waiters at once.
 PERMANENT_CONNECT_ERRORS = frozenset((1044, 1045, 1049, 1251, 1698, 2059))
+#: ``reconnect_max_interval`` of a pool over a host list: a promoted server is
+#: found within about this long (+25 %) of its promotion.
+HOST_LIST_RECONNECT_MAX = 0.25
+ER_OPTION_PREVENTS_STATEMENT = 1290  # read-only server (among others)
 
 Statement_ = str | tuple[str, Any]
 SessionReset = Literal["auto", "always", "never"]
@@ -140,6 +147,10 @@ class _PooledStatement(Statement):
         slot, self.slot = self.slot, None
         engine = self.engine
         if slot is not None:
+            if exc is not None and _errno(exc) == ER_OPTION_PREVENTS_STATEMENT:
+                hosts = getattr(engine.owner, "hosts", None)
+                if hosts is not None:
+                    note_error(hosts, slot.conn, exc)
             engine.release(slot)
         if exc is not None:
             if slot is not None and not self.retried and _never_sent(exc) and not self.future.done():
@@ -192,6 +203,17 @@ class Pool:
         connections held longer than this; None: off.
     :param check_idle: connections idle longer than this are pinged before
         being handed out (None: never).
+    :param hosts: the servers (``"h1:3306,h2"`` or a list of ``"host[:port]"``
+        / ``(host, port)``), overriding the DSN's; several hosts may also be
+        named in the DSN (``mysql://u@h1,h2/db``).  See :mod:`tornpool.hosts`.
+    :param target_session_attrs: which server a new connection must reach:
+        ``any`` (default), ``read-write``, ``read-only``, ``primary``,
+        ``standby``, ``prefer-standby``; checked on the server (one query per
+        connect).  Overrides the DSN's.  A pool drains when a server it uses
+        leaves that role (see :mod:`tornpool.pool.failover`).
+    :param load_balance_hosts: ``disable`` (try hosts in order) or ``random``.
+    :param reconnect_max_interval: longest backoff delay; default 0.8 s, or
+        0.25 s for a pool over a host list (a promoted server is found sooner).
     """
 
     def __init__(
@@ -206,7 +228,7 @@ class Pool:
         max_idle: float | None = 600.0,
         max_uses: int = 0,
         reconnect_interval: float = 0.1,
-        reconnect_max_interval: float = 0.8,
+        reconnect_max_interval: float | None = None,
         reconnect_timeout: float = 300.0,
         reconnect_failed: Callable[[Pool], None] | None = None,
         fail_fast: bool = False,
@@ -217,6 +239,9 @@ class Pool:
         leak_threshold: float | None = None,
         check_idle: float | None = 0.5,
         name: str | None = None,
+        hosts: Hosts | None = None,
+        target_session_attrs: str | None = None,
+        load_balance_hosts: str | None = None,
         **connect_kwargs: Any,
     ) -> None:
         if session_reset not in ("auto", "always", "never"):
@@ -228,6 +253,10 @@ class Pool:
         self.session_reset: SessionReset = session_reset
         connect_kwargs.setdefault("autocommit", True)
         self._connect_kwargs = connect_kwargs
+        self._hosts = host_list = HostList.from_config(
+            dsn, connect_kwargs, hosts, target_session_attrs, load_balance_hosts, _is_permanent)
+        if reconnect_max_interval is None:
+            reconnect_max_interval = 0.8 if host_list is None else HOST_LIST_RECONNECT_MAX
         self._engine: PoolEngine[Connection] = PoolEngine(
             self._open,
             min_size=size,
@@ -245,13 +274,15 @@ class Pool:
             fail_fast=fail_fast,
             leak_threshold=leak_threshold,
             recycle=self._recycle,
-            reap=_reap,
+            reap=_reap if host_list is None else partial(reap_on_same_server, host_list, _reap),
             permanent_error=_is_permanent,
-            lease_factory=PoolConnection,
+            lease_factory=PoolConnection if host_list is None else FailoverConnection,
             owner=self,
             name=name,
         )
         self._sync: SyncPool | None = None
+        if host_list is not None:
+            host_list.on_role_lost = self._role_lost
 
     # -- properties -----------------------------------------------------------------
 
@@ -290,6 +321,12 @@ class Pool:
         return self._engine.loop
 
     @property
+    def hosts(self) -> HostList | None:
+        """The servers this pool chooses among (a :class:`~tornpool.hosts.HostList`),
+        or None for a pool over one server named plainly."""
+        return self._hosts
+
+    @property
     def last_connect_error(self) -> BaseException | None:
         """The last connect error while the server is unreachable, else None."""
         return self._engine.last_connect_error
@@ -297,7 +334,8 @@ class Pool:
     # -- connections: opening and recycling ------------------------------------------
 
     async def _open(self) -> Connection:
-        conn = await connect(self.dsn, **self._connect_kwargs)
+        hosts = self._hosts
+        conn = await (connect(self.dsn, **self._connect_kwargs) if hosts is None else hosts.connect())
         try:
             if self.setsession:
                 await conn.setup_session(self.setsession)
@@ -320,6 +358,8 @@ class Pool:
             if not quiet:
                 log.warning("%s: a connection was returned inside a transaction; rolled back. "
                             "Acquired at:\n%s", self.name, where_acquired(slot.site))
+        if self._hosts is not None and self._hosts.role_lost(conn):
+            return RETIRE  # its server left the role this pool wants
         mode = self.session_reset
         reset = mode == "always" or (mode == "auto" and conn.session_dirty)
         if reset:
@@ -334,6 +374,11 @@ class Pool:
         if self._reset_hook is not None:
             return self._reset_hook(conn)
         return None
+
+    def _role_lost(self, host: HostSpec) -> None:
+        target = self._hosts.target if self._hosts is not None else "?"
+        log.warning("%s: %s is no longer %s; replacing every connection", self.name, host, target)
+        self._engine.drain()
 
     async def _reconfigure(self, conn: Connection) -> None:
         await conn.ping()  # written after the reset: its reply says the reset is done
