@@ -6,6 +6,7 @@
 #   bash scripts/dev.sh docs      set up, then build the docs site into build/docs/html (warnings are errors)
 #   bash scripts/dev.sh bench     set up (with the peers), then run the benchmarks
 #   bash scripts/dev.sh soak      set up, then run the 10-minute pool soak
+#   bash scripts/dev.sh soak-failover   set up, then soak a primary + replicas through failovers
 #   bash scripts/dev.sh fuzz      set up, then run the long codec fuzz under ASan/UBSan
 #   bash scripts/dev.sh setup     only set up
 #
@@ -121,15 +122,26 @@ case "$cmd" in
 setup) setup "${1:-test}" browser ;;
 test)
     setup test browser
-    # The whole suite with the C codec, then again with the pure twin.
+    # The whole suite with the C codec (the codec's own tests run both twins
+    # in it), then the tests whose replies go through the codec -- the
+    # connection, its cursors, every value type, the pool -- again with the
+    # pure twin.  Arguments (e.g. -k, -x, a file) go to both runs; with a
+    # file given, the second run is that file too.
     if "$PY" -c 'import sys, tornpool.codec as c; sys.exit(c.IMPL != "c")'; then
         log "test run 1/2: C codec"
         TORNPOOL_CODEC=c "$PY" -m pytest -p no:cacheprovider "$@"
-        log "test run 2/2: pure-Python codec (TORNPOOL_CODEC=python)"
+        log "test run 2/2: pure-Python codec (TORNPOOL_CODEC=python) on the codec's paths"
+        twin_tests=(tests/test_types.py tests/test_fastpath_parity.py tests/test_connection.py
+                    tests/test_cursor_api.py tests/test_green.py tests/test_pool.py
+                    tests/test_pool_session.py tests/test_pool_leases.py tests/test_pool_faults.py)
+        for arg in "$@"; do
+            case "$arg" in tests/*|*.py|*::*) twin_tests=() ;; esac
+        done
+        TORNPOOL_CODEC=python "$PY" -m pytest -p no:cacheprovider "${twin_tests[@]}" "$@"
     else
         log "the C codec is not built: testing the pure-Python codec only"
+        TORNPOOL_CODEC=python "$PY" -m pytest -p no:cacheprovider "$@"
     fi
-    TORNPOOL_CODEC=python "$PY" -m pytest -p no:cacheprovider "$@"
     ;;
 demo)
     setup test
@@ -147,6 +159,10 @@ soak)
     setup test
     exec "$PY" scripts/soak.py "$@"
     ;;
+soak-failover)
+    setup test
+    exec "$PY" scripts/soak_failover.py "$@"
+    ;;
 fuzz)
     setup test
     exec bash fuzz/run_asan.sh "$@"
@@ -156,6 +172,6 @@ mypy)
     exec "$PY" -m mypy
     ;;
 *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 esac

@@ -267,3 +267,30 @@ async def test_statement_reaching_server_is_not_retried(throwaway_mariadb: Maria
         await pool.close()
     finally:
         proxy.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_fail_fast_lazy_pool_finds_the_server_again(throwaway_mariadb: MariaDBServer) -> None:
+    # size=0 and fail_fast: requests while the server is down fail at once;
+    # the retry they asked for still runs, so once the server is back the
+    # pool serves again.
+    srv = throwaway_mariadb
+    pool = Pool(srv.dsn, size=0, max_size=2, fail_fast=True, timeout=2, connect_timeout=1,
+                reconnect_interval=0.05, reconnect_max_interval=0.1)
+    assert (await pool.execute("SELECT 1")).fetchone() == (1,)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, srv.kill)
+    for _ in range(3):
+        with pytest.raises((PoolUnavailable, OperationalError)):
+            await pool.execute("SELECT 1")
+        await asyncio.sleep(0.05)
+    await loop.run_in_executor(None, srv.restart)
+    for _ in range(100):
+        try:
+            assert (await pool.execute("SELECT 1")).fetchone() == (1,)
+            break
+        except (PoolUnavailable, OperationalError):
+            await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the pool never reconnected")
+    await pool.close()

@@ -40,6 +40,7 @@ from tornpool.errors import (
     OperationalError,
     ForeignConnection,
     GreenletRequired,
+    NoSuitableServer,
     PoolClosed,
     PoolError,
     PoolTimeout,
@@ -48,7 +49,9 @@ from tornpool.errors import (
     ProgrammingError,
     WrongEventLoop,
 )
+from tornpool.hosts import connect_target
 from tornpool.pool import Lease, Pool, PoolConnection, PoolEngine
+from tornpool.replicas import ReplicaSet
 
 __version__ = "0.1.0"
 
@@ -96,4 +99,7 @@ __all__ = [
     "PoolTooManyWaiters",
     "PoolUnavailable",
     "ForeignConnection",
+    "NoSuitableServer",
+    "connect_target",
+    "ReplicaSet",
 ]

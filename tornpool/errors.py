@@ -23,6 +23,9 @@ purpose.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from pymysql.err import (
     DatabaseError,
     DataError,
@@ -63,6 +66,7 @@ __all__ = [
     "PoolTooManyWaiters",
     "PoolUnavailable",
     "ForeignConnection",
+    "NoSuitableServer",
     "DSNError",
 ]
 
@@ -118,6 +122,20 @@ class CommandTimeout(OperationalError, TimeoutError):
 class ConnectTimeout(OperationalError, TimeoutError):
     """Connecting (TCP, TLS and authentication) took longer than
     ``connect_timeout``."""
+
+
+class NoSuitableServer(OperationalError):
+    """No host of a multi-host list accepted a connection in the wanted
+    role (``target_session_attrs``).  ``errno`` 2003 (cannot connect);
+    :attr:`attempts` says what each host answered, and the last connect
+    error, if any, is chained."""
+
+    def __init__(self, target: str, attempts: Sequence[tuple[Any, str]]) -> None:
+        tried = "; ".join(f"{host}: {what}" for host, what in attempts) or "no host to try"
+        super().__init__(2003, f"no server for target_session_attrs={target!r} ({tried})")
+        self.target = target
+        #: ``(host, what happened)`` per host tried, in order.
+        self.attempts = tuple(attempts)
 
 
 # --- pool state ---------------------------------------------------------------

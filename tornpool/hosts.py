@@ -53,7 +53,7 @@ from tornpool.dsn import (
     parse_hosts,
     parse_multi_host_dsn,
 )
-from tornpool.errors import DSNError, MySQLError, OperationalError
+from tornpool.errors import DSNError, MySQLError, NoSuitableServer
 from tornpool.roles import ServerRole, read_role
 
 __all__ = ["HostList", "NoSuitableServer", "connect_target", "HostSpec", "Hosts"]
@@ -63,20 +63,6 @@ __all__ = ["HostList", "NoSuitableServer", "connect_target", "HostSpec", "Hosts"
 Hosts = str | Sequence[str | tuple[str, int]]
 
 _monotonic = time.monotonic
-
-
-class NoSuitableServer(OperationalError):  # type: ignore[misc]  # PyMySQL's class is Any to mypy
-    """No host of the list accepted a connection in the wanted role.
-    ``errno`` 2003 (cannot connect); :attr:`attempts` says what each host
-    answered, and the last connect error, if any, is chained."""
-
-    def __init__(self, target: str, attempts: Sequence[tuple[HostSpec, str]]) -> None:
-        tried = "; ".join(f"{host}: {what}" for host, what in attempts) or "no host to try"
-        super().__init__(CR.CR_CONN_HOST_ERROR,
-                         f"no server for target_session_attrs={target!r} ({tried})")
-        self.target = target
-        #: ``(host, what happened)`` per host tried, in order.
-        self.attempts = tuple(attempts)
 
 
 class HostList:

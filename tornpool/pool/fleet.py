@@ -290,11 +290,13 @@ class Fleet(Generic[C]):
             self.spawn(self._connect_one())
 
     def _retry_now(self) -> None:
+        # Scheduled because a request or min_size wanted a connection; try
+        # even if that request is gone by now (with fail_fast it failed at
+        # once), or a pool with size=0 would never find the server again.
         self._retry = None
         if self.closing:
             return
-        if self.pending == 0 and len(self.slots) < self.max_size and (
-                self._demand() or len(self.slots) < self.min_size):
+        if self.pending == 0 and len(self.slots) < self.max_size:
             self.pending += 1
             self.spawn(self._connect_one())
 
