@@ -11,8 +11,8 @@ Momoko passes its DSN to libpq, so its users write::
 =================== ==========================================================
 ``dbname``          database
 ``user``            user
-``password``        password (an empty value, ``password= host=x``, is empty;
-                    libpq would take the next word as the password)
+``password``        password (``password= host=x`` is an empty password;
+                    libpq would take ``host=x`` as the password)
 ``host``            host name or address; a value starting with ``/`` is the
                     path of the server's unix socket
 ``hostaddr``        numeric address (wins over ``host``, as in libpq)
@@ -75,8 +75,10 @@ _SSLMODES: dict[str, dict[str, Any]] = {
 def split_pairs(dsn: str) -> list[tuple[str, str]]:
     """The ``(key, value)`` pairs of a libpq connection string, in order.
 
-    Values may be single-quoted (``password='a b'``); a backslash escapes the
-    next character, quoted or not.
+    Spaces around ``=`` are allowed; values may be single-quoted
+    (``password='a b'``); a backslash escapes the next character, quoted or
+    not.  ``key=`` followed by another ``key=value`` word is an empty value
+    (libpq would take that word as the value: quote a value containing ``=``).
 
     :raises DSNError: a word without ``=``, an empty key, an unterminated quote.
     """
@@ -96,8 +98,23 @@ def split_pairs(dsn: str) -> list[tuple[str, str]]:
         if not key or i >= n or dsn[i] != "=":
             raise DSNError(f"malformed DSN: expected key=value at {dsn[start:start + 20]!r}")
         i += 1
+        after = i
+        while i < n and dsn[i].isspace():
+            i += 1
+        if i > after and _is_pair(dsn, i):
+            i = after  # ``password= host=x``: an empty value, then the next pair
         value, i = _value(dsn, i, key)
         pairs.append((key, value))
+
+
+def _is_pair(dsn: str, i: int) -> bool:
+    """Whether an unquoted ``key=value`` word starts at ``dsn[i]``."""
+    if i >= len(dsn) or dsn[i] == "'":
+        return False
+    end = i
+    while end < len(dsn) and not dsn[end].isspace():
+        end += 1
+    return "=" in dsn[i:end]
 
 
 def _value(dsn: str, i: int, key: str) -> tuple[str, int]:
