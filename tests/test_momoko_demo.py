@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
@@ -69,30 +69,34 @@ async def test_momoko_demo_pages(mserver: MomokoServer) -> None:
         await db.wait_closed()
 
 
-def free_port() -> int:
+def run_demo_main(module: str, dsn: str, path: str, count: Callable[[], int]) -> str:
+    """Start ``python -m module --dsn dsn`` (warnings are errors), fetch
+    ``path``, stop it with SIGTERM; the page's body.  It must exit cleanly
+    and close every connection it opened (``count()`` reaches 0)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_momoko_demo_main_runs_as_momoko_apps_start(mserver: MomokoServer) -> None:
-    port = free_port()
-    dsn = f"dbname={DATABASE} user=momoko password= host=127.0.0.1 port={mserver.server.port}"
+        port = int(s.getsockname()[1])
     env = dict(os.environ, PYTHONWARNINGS="error")
-    proc = subprocess.Popen([sys.executable, "-m", "demos.momoko_app", "--dsn", dsn, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", module, "--dsn", dsn, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in line, line + (proc.stderr.read() if proc.stderr else "")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/connection", timeout=10) as resp:
-            assert resp.read().decode().count("Query") == 3
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            body = resp.read().decode()
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     deadline = time.monotonic() + 5
-    while mserver.count() and time.monotonic() < deadline:
+    while count() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert mserver.count() == 0  # the pool closed every connection on the way out
+    assert count() == 0
+    return body
+
+
+def test_momoko_demo_main_runs_as_momoko_apps_start(mserver: MomokoServer) -> None:
+    dsn = f"dbname={DATABASE} user=momoko password= host=127.0.0.1 port={mserver.server.port}"
+    assert run_demo_main("demos.momoko_app", dsn, "/connection", mserver.count).count("Query") == 3

@@ -188,8 +188,8 @@ async def opened_pool(dsn: str, **kwargs: Any) -> AsyncIterator[momoko.Pool]:
         await db.wait_closed()
 
 
-async def wait_count(server: MomokoServer, want: int, timeout: float = 5.0) -> int:
-    """Poll the server until the ``momoko`` user has ``want`` connections (or
+async def wait_count(server: Any, want: int, timeout: float = 5.0) -> int:
+    """Poll ``server.count()`` (run off the loop) until it says ``want`` (or
     ``timeout`` passes); the last count."""
     deadline = time.monotonic() + timeout
     while True:

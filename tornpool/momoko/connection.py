@@ -89,6 +89,7 @@ class Connection:
         #: The server's version string, once connected.
         self.server_version_string: str | None = None
         self._closing: asyncio.Future[None] | None = None
+        self._closed = False
 
     @classmethod
     def on_lease(cls, lease: tornpool.PoolConnection, pool: Pool, default: type[Any],
@@ -106,6 +107,7 @@ class Connection:
         self._target = lease
         self._pool = pool
         self._closing = None
+        self._closed = False
         self._note_version(lease.server_version)
         return self
 
@@ -136,7 +138,7 @@ class Connection:
         """True before ``connect()``, after ``close()``, once the link is lost,
         and (pooled) once given back with ``putconn``."""
         target = self._target
-        return target is None or self._closing is not None or bool(target.closed)
+        return target is None or self._closed or bool(target.closed)
 
     def _native(self) -> Any:
         target = self._target
@@ -305,7 +307,8 @@ class Connection:
         if self._pool is not None:
             target.terminate()
             return
-        self._closing = finish(target.close, target.loop) or _closed()
+        self._closed = True
+        self._closing = finish(target.close, target.loop)
 
     async def wait_closed(self) -> None:
         """After :meth:`close`: resolves once the socket is released."""
@@ -315,12 +318,6 @@ class Connection:
     def __repr__(self) -> str:
         kind = "pooled" if self._pool is not None else "standalone"
         return f"<tornpool.momoko.Connection {kind}{' closed' if self.closed else ''}>"
-
-
-def _closed() -> asyncio.Future[None]:
-    fut: asyncio.Future[None] = app_loop().create_future()
-    fut.set_result(None)
-    return fut
 
 
 def connect(dsn: str, connection_factory: Any = None, cursor_factory: Any = None,
