@@ -300,34 +300,24 @@ async def getconn_rounds(db: momoko.Pool, route: Route, reconnect: bool, manage:
         assert conn.closed  # given back: this handle is dead
 
 
-@pytest.mark.parametrize("route", ["direct", "proxy"], indirect=True)
-@pytest.mark.gen_test(timeout=30)
-async def test_getconn_putconn(tables: MomokoServer, route: Route) -> None:
-    async with opened_pool(route.dsn) as db:
-        await getconn_rounds(db, route, reconnect=False, manage=False)
+#: Momoko's four getconn tests: (name, reconnect first, manage() instead of putconn()).
+GETCONN = [
+    ("test_getconn_putconn", False, False),
+    ("test_getconn_putconn_with_reconnect", True, False),
+    ("test_getconn_manage", False, True),
+    ("test_getconn_manage_with_reconnect", True, True),
+]
 
 
 @pytest.mark.fault
 @pytest.mark.parametrize("route", ["direct", "proxy"], indirect=True)
+@pytest.mark.parametrize("name, reconnect, manage", GETCONN, ids=[g[0][5:] for g in GETCONN])
 @pytest.mark.gen_test(timeout=60)
-async def test_getconn_putconn_with_reconnect(tables: MomokoServer, route: Route) -> None:
+async def test_getconn(tables: MomokoServer, route: Route, name: str, reconnect: bool, manage: bool) -> None:
+    """test_getconn_putconn, _manage, and both _with_reconnect (every
+    connection dies before each getconn)."""
     async with opened_pool(route.dsn) as db:
-        await getconn_rounds(db, route, reconnect=True, manage=False)
-
-
-@pytest.mark.parametrize("route", ["direct", "proxy"], indirect=True)
-@pytest.mark.gen_test(timeout=30)
-async def test_getconn_manage(tables: MomokoServer, route: Route) -> None:
-    async with opened_pool(route.dsn) as db:
-        await getconn_rounds(db, route, reconnect=False, manage=True)
-
-
-@pytest.mark.fault
-@pytest.mark.parametrize("route", ["direct", "proxy"], indirect=True)
-@pytest.mark.gen_test(timeout=60)
-async def test_getconn_manage_with_reconnect(tables: MomokoServer, route: Route) -> None:
-    async with opened_pool(route.dsn) as db:
-        await getconn_rounds(db, route, reconnect=True, manage=True)
+        await getconn_rounds(db, route, reconnect=reconnect, manage=manage)
 
 
 class Deliberate(Exception):

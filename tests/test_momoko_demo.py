@@ -4,6 +4,7 @@ and ``async def``) serve real queries through tornpool.momoko, and its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,8 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
@@ -30,6 +32,18 @@ def mserver() -> Iterator[MomokoServer]:
         yield server
 
 
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port; its base URL."""
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_momoko_demo_pages(mserver: MomokoServer) -> None:
     db = make_pool(f"dbname={DATABASE} user=momoko password= host=127.0.0.1 port={mserver.server.port}")
@@ -38,32 +52,29 @@ async def test_momoko_demo_pages(mserver: MomokoServer) -> None:
     await db.register_json()
     app = make_app()
     app.db = db  # type: ignore[attr-defined]
-    sock, port = bind_unused_port()
-    server = HTTPServer(app)
-    server.add_sockets([sock])
     client = AsyncHTTPClient()
-    base = f"http://127.0.0.1:{port}"
     try:
-        async def page(path: str) -> str:
-            return (await client.fetch(base + path)).body.decode()
+        async with served(app) as base:
+            async def page(path: str) -> str:
+                return (await client.fetch(base + path)).body.decode()
 
-        body = json.loads(await page("/query?sleep=0.01"))
-        assert (body["style"], body["slept"], type(body["connection_id"])) == ("gen", True, int)
-        body = json.loads(await page("/async"))
-        assert body["style"] == "async" and body["same_connection"] is True
-        assert "SELECT 1, 'it\\'s';" in (await page("/mogrify")).replace("&#x27;", "'")
-        assert "Query 2 results: [(49, &#x27;STR&#x27;, 23, 11)]" in await page("/transaction")
-        multi = await page("/multi_query")
-        assert "Query 1 results: [(1,)]" in multi and "SELECT 2;" in multi and "[(3,)]" in multi
-        assert (await page("/connection")).count("Query") == 3
-        assert "&quot;a&quot;: &quot;b&quot;" in await page("/json")
-        marker = f"hello-{time.time_ns()}"
-        resp = await client.fetch(base + "/sign", method="POST", follow_redirects=False, raise_error=False,
-                                  body=urllib.parse.urlencode({"name": "tester", "message": marker}))
-        assert resp.code == 302
-        assert marker in await page("/guestbook")
+            body = json.loads(await page("/query?sleep=0.01"))
+            assert (body["style"], body["slept"], type(body["connection_id"])) == ("gen", True, int)
+            body = json.loads(await page("/async"))
+            assert body["style"] == "async" and body["same_connection"] is True
+            assert "SELECT 1, 'it\\'s';" in (await page("/mogrify")).replace("&#x27;", "'")
+            assert "Query 2 results: [(49, &#x27;STR&#x27;, 23, 11)]" in await page("/transaction")
+            multi = await page("/multi_query")
+            assert "Query 1 results: [(1,)]" in multi and "SELECT 2;" in multi and "[(3,)]" in multi
+            assert (await page("/connection")).count("Query") == 3
+            assert "&quot;a&quot;: &quot;b&quot;" in await page("/json")
+            marker = f"hello-{time.time_ns()}"
+            resp = await client.fetch(base + "/sign", method="POST", follow_redirects=False,
+                                      raise_error=False,
+                                      body=urllib.parse.urlencode({"name": "tester", "message": marker}))
+            assert resp.code == 302
+            assert marker in await page("/guestbook")
     finally:
-        server.stop()
         client.close()
         db.close()
         await db.wait_closed()

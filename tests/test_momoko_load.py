@@ -15,13 +15,13 @@ import json
 import statistics
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from demos.momoko_app import make_app, make_pool
+from test_momoko_demo import served
 from test_momoko_util import DATABASE, USER, MomokoServer, momoko_server, wait_count
 from test_pool_faults import ServerCounter
 
@@ -40,16 +40,18 @@ class Load:
     requests each, alternating between two paths; latencies and the
     ``style`` each page reported."""
 
-    def __init__(self, port: int, paths: tuple[str, str]) -> None:
-        self.port = port
+    def __init__(self, paths: tuple[str, str]) -> None:
         self.paths = paths
+        self.base = ""
         self.latencies: list[float] = []
         self.styles: dict[str, int] = {}
 
-    async def run(self) -> None:
+    async def run(self, app: Any) -> None:
+        """Serve ``app`` and run the clients against it."""
         client = AsyncHTTPClient(force_instance=True, max_clients=HANDLERS)
         try:
-            await asyncio.gather(*[self._client(client, i) for i in range(HANDLERS)])
+            async with served(app) as self.base:
+                await asyncio.gather(*[self._client(client, i) for i in range(HANDLERS)])
         finally:
             client.close()
 
@@ -57,7 +59,7 @@ class Load:
         for r in range(ROUNDS):
             path = self.paths[(i + r) % 2]
             start = time.monotonic()
-            resp = await client.fetch(f"http://127.0.0.1:{self.port}{path}", request_timeout=60)
+            resp = await client.fetch(self.base + path, request_timeout=60)
             self.latencies.append(time.monotonic() - start)
             style = json.loads(resp.body)["style"]
             self.styles[style] = self.styles.get(style, 0) + 1
@@ -82,15 +84,11 @@ async def test_100_handlers_on_10_connections(mserver: MomokoServer) -> None:
     await db.connect()
     app = make_app()
     app.db = db  # type: ignore[attr-defined]
-    sock, port = bind_unused_port()
-    server = HTTPServer(app)
-    server.add_sockets([sock])
-    load = Load(port, ("/query?sleep=0.01", "/async?sleep=0.01"))
+    load = Load(("/query?sleep=0.01", "/async?sleep=0.01"))
     try:
         with ServerCounter(mserver.server, USER) as counter:
-            await load.run()
+            await load.run(app)
     finally:
-        server.stop()
         db.close()
         await db.wait_closed()
     assert await wait_count(mserver, 0, timeout=5) == 0

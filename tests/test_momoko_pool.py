@@ -157,13 +157,6 @@ async def stretch_to_the_load(db: momoko.Pool, mserver: MomokoServer) -> None:
 STRETCH = {"size": 1, "max_size": 5}
 
 
-@BOTH
-@pytest.mark.gen_test(timeout=30)
-async def test_stretch_parallel_queries(route: Route, mserver: MomokoServer) -> None:
-    async with opened_pool(route.dsn, **STRETCH) as db:
-        await stretch_to_the_load(db, mserver)
-
-
 async def dont_stretch(db: momoko.Pool, mserver: MomokoServer) -> None:
     """Three sequential queries need one connection: the pool stays at its
     size (Momoko opened one more; the facade opens none)."""
@@ -172,29 +165,26 @@ async def dont_stretch(db: momoko.Pool, mserver: MomokoServer) -> None:
     assert await blocking(mserver.count) == db.size
 
 
-@BOTH
-@pytest.mark.gen_test(timeout=30)
-async def test_dont_stretch(route: Route, mserver: MomokoServer) -> None:
-    async with opened_pool(route.dsn, **STRETCH) as db:
-        await dont_stretch(db, mserver)
+#: (Momoko's name, every connection dies first, the check).
+STRETCHES = [
+    ("test_stretch_parallel_queries", False, stretch_to_the_load),
+    ("test_stretch_after_disonnect", True, stretch_to_the_load),
+    ("test_dont_stretch", False, dont_stretch),
+    ("test_dont_stretch_after_reconnect", True, dont_stretch),
+]
 
 
 @pytest.mark.fault
 @BOTH
+@pytest.mark.parametrize("name, shutter, check", STRETCHES, ids=[s[0][5:] for s in STRETCHES])
 @pytest.mark.gen_test(timeout=30)
-async def test_dont_stretch_after_reconnect(route: Route, mserver: MomokoServer) -> None:
+async def test_stretch(route: Route, mserver: MomokoServer, name: str, shutter: bool, check: Any) -> None:
+    """StretchTest's test_parallel_queries, test_dont_stretch and their
+    after-reconnect twins."""
     async with opened_pool(route.dsn, **STRETCH) as db:
-        await route.shutter()
-        await dont_stretch(db, mserver)
-
-
-@pytest.mark.fault
-@BOTH
-@pytest.mark.gen_test(timeout=30)
-async def test_stretch_after_disonnect(route: Route, mserver: MomokoServer) -> None:
-    async with opened_pool(route.dsn, **STRETCH) as db:
-        await route.shutter()
-        await stretch_to_the_load(db, mserver)
+        if shutter:
+            await route.shutter()
+        await check(db, mserver)
 
 
 @BOTH

@@ -66,11 +66,13 @@ def libpq_dsn(host: str, port: int, user: str = USER, database: str = DATABASE) 
     return f"dbname={database} user={user} password= host={host} port={port}"
 
 
-class MomokoServer:
-    """A throwaway server prepared for the Momoko tests."""
+class PreparedServer:
+    """A throwaway server with a user whose connections the tests count
+    (the TorMySQL tests use it too)."""
 
-    def __init__(self, server: MariaDBServer) -> None:
+    def __init__(self, server: MariaDBServer, user: str = USER) -> None:
         self.server = server
+        self.user = user
 
     def admin(self, database: str | None = None) -> Any:
         return pymysql.connect(host="127.0.0.1", port=self.server.port, user="root",
@@ -95,16 +97,16 @@ class MomokoServer:
             conn.close()
 
     def thread_ids(self) -> list[int]:
-        """Server ids of the ``momoko`` user's connections."""
-        rows = self.query("SELECT id FROM information_schema.processlist WHERE user = %s", (USER,))
+        """Server ids of the user's connections."""
+        rows = self.query("SELECT id FROM information_schema.processlist WHERE user = %s", (self.user,))
         return [int(r[0]) for r in rows]
 
     def count(self) -> int:
-        """How many connections the ``momoko`` user has on the server."""
+        """How many connections the user has on the server."""
         return len(self.thread_ids())
 
     def kill_all(self) -> int:
-        """``KILL`` every connection of the ``momoko`` user, and wait until
+        """``KILL`` every connection of the user, and wait until
         the server has let them go; returns how many there were."""
         ids = self.thread_ids()
         conn = self.admin()
@@ -121,6 +123,10 @@ class MomokoServer:
         while set(ids) & set(self.thread_ids()) and time.monotonic() < deadline:
             time.sleep(0.01)
         return len(ids)
+
+
+class MomokoServer(PreparedServer):
+    """A throwaway server prepared for the Momoko tests."""
 
 
 @contextlib.contextmanager

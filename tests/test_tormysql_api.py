@@ -492,3 +492,44 @@ async def test_cap_holds_under_load_and_nothing_stays_open(tserver: TorMySQLServ
     assert counter.samples > 20
     assert counter.max == 10, "the server saw %d connections" % counter.max
     assert await wait_count(tserver, 0, timeout=2) == 0
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_pool_connection_ping_reconnect_swaps_in_a_live_one(tserver: TorMySQLServer) -> None:
+    pool = tormysql.ConnectionPool(max_connections=2, **tserver.params())
+    try:
+        conn = await pool.Connection()
+        dead_id = conn.thread_id()
+        await blocking(tserver.query, "KILL %d" % dead_id)
+        await asyncio.sleep(0.05)
+        assert not conn.open
+        await conn.ping()  # reconnect=True
+        assert conn.open and conn.thread_id() != dead_id
+        cursor = conn.cursor()
+        await cursor.execute("SELECT 1")
+        assert cursor.fetchall() == ((1,),)
+        conn.close()
+        assert str(pool).endswith("<1,0>")
+    finally:
+        await pool.close()
+
+
+def test_close_outside_the_loop_finishes_there(tserver: TorMySQLServer) -> None:
+    """TorMySQL tests closed pools in tearDown, with no loop running."""
+    loop = asyncio.new_event_loop()
+    try:
+        pool = helpers.ConnectionPool(max_connections=3, **tserver.params())
+
+        async def use() -> None:
+            await asyncio.gather(*[pool.execute("SELECT SLEEP(0.05)") for _ in range(3)])
+
+        loop.run_until_complete(use())
+        assert tserver.count() == 3
+        fut = pool.close()
+        assert fut.done() and fut.exception() is None
+        deadline = time.monotonic() + 5
+        while tserver.count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert tserver.count() == 0
+    finally:
+        loop.close()

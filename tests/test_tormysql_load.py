@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from demos.tormysql_app import make_app, make_pool
 from test_momoko_load import Load
@@ -31,15 +29,11 @@ def tserver() -> Iterator[TorMySQLServer]:
 async def test_100_handlers_on_10_connections(tserver: TorMySQLServer) -> None:
     pool = make_pool(**tserver.params())
     assert pool.native.max_size == 10
-    sock, port = bind_unused_port()
-    server = HTTPServer(make_app(pool))
-    server.add_sockets([sock])
-    load = Load(port, ("/query?sleep=0.01", "/async?sleep=0.01"))
+    load = Load(("/query?sleep=0.01", "/async?sleep=0.01"))
     try:
         with ServerCounter(tserver.server, USER) as counter:
-            await load.run()
+            await load.run(make_app(pool))
     finally:
-        server.stop()
         await pool.close()
     assert await wait_count(tserver, 0, timeout=5) == 0
     load.check("tormysql", counter)

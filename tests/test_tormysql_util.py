@@ -16,9 +16,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import pymysql
-
-from test_momoko_util import blocking, wait_count
+from test_momoko_util import PreparedServer, blocking, wait_count
 from tornpool.testing import MariaDBServer
 
 __all__ = ["USER", "ROWS", "TorMySQLServer", "tormysql_server", "blocking", "wait_count"]
@@ -27,11 +25,11 @@ USER = "tormysql"
 ROWS = 2000
 
 
-class TorMySQLServer:
+class TorMySQLServer(PreparedServer):
     """A throwaway server prepared for the TorMySQL tests."""
 
     def __init__(self, server: MariaDBServer) -> None:
-        self.server = server
+        super().__init__(server, USER)
 
     def params(self, port: int | None = None, **extra: Any) -> dict[str, Any]:
         """TorMySQL's ``BaseTestCase.PARAMS`` for this server (or a proxy's port)."""
@@ -48,23 +46,8 @@ class TorMySQLServer:
         params.update(extra)
         return params
 
-    def admin(self) -> Any:
-        return pymysql.connect(host="127.0.0.1", port=self.server.port, user="root",
-                               database="test", autocommit=True)
-
-    def query(self, sql: str, args: Any = None) -> Any:
-        conn = self.admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall()
-        finally:
-            conn.close()
-
-    def count(self) -> int:
-        """Connections of the ``tormysql`` user on the server."""
-        rows = self.query("SELECT COUNT(*) FROM information_schema.processlist WHERE user = %s", (USER,))
-        return int(rows[0][0])
+    def query(self, sql: str, args: Any = None, database: str | None = "test") -> Any:
+        return super().query(sql, args, database)
 
 
 @contextlib.contextmanager
@@ -72,7 +55,7 @@ def tormysql_server() -> Iterator[TorMySQLServer]:
     """A :class:`TorMySQLServer` for one test module."""
     with MariaDBServer() as server:
         prepared = TorMySQLServer(server)
-        conn = prepared.admin()
+        conn = prepared.admin("test")
         try:
             with conn.cursor() as cur:
                 cur.execute(f"CREATE USER '{USER}'@'%' IDENTIFIED BY ''")

@@ -23,7 +23,6 @@ Differences from Momoko (psycopg2) that code may notice:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -283,10 +282,7 @@ class Connection:
 
         :returns: a Future resolving to None.
         """
-        self._json.loads = loads or json.loads
-        fut: asyncio.Future[None] = app_loop().create_future()
-        fut.set_result(None)
-        return fut
+        return self._json.register(loads, app_loop())
 
     def register_hstore(self, globally: bool = False, unicode: bool = False) -> asyncio.Future[None]:
         """hstore does not exist in MySQL.

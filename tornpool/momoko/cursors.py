@@ -29,7 +29,9 @@ a ``str`` (see ``docs/migrating-from-momoko.md``).
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -57,6 +59,14 @@ class JSONSetting:
 
     def __init__(self) -> None:
         self.loads: Loads | None = None
+
+    def register(self, loads: Loads | None, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """Decode with ``loads`` (default :func:`json.loads`) from now on;
+        a Future already resolved to None (``register_json``'s)."""
+        self.loads = loads or json.loads
+        fut: asyncio.Future[None] = loop.create_future()
+        fut.set_result(None)
+        return fut
 
 
 class DictRow(dict):  # type: ignore[type-arg]

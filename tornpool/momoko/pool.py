@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -372,10 +371,7 @@ class Pool:
 
         :returns: a Future resolving to None.
         """
-        self._json.loads = loads or json.loads
-        fut: asyncio.Future[None] = app_loop().create_future()
-        fut.set_result(None)
-        return fut
+        return self._json.register(loads, app_loop())
 
     def register_hstore(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
         """hstore does not exist in MySQL.

@@ -73,6 +73,11 @@ def query_args(args: Any) -> Any:
     return (args,)
 
 
+#: The result attributes a cursor shows, and their values before any execute().
+_BEFORE_EXECUTE: dict[str, Any] = {
+    "rowcount": -1, "lastrowid": None, "description": None, "rownumber": 0, "warning_count": 0}
+
+
 class Cursor:
     """Buffered cursor; rows are tuples.  See the module docstring."""
 
@@ -216,26 +221,15 @@ class Cursor:
 
     # -- attributes ------------------------------------------------------------------
 
-    @property
-    def rowcount(self) -> int:
-        """Rows of the last statement; -1 before any."""
-        return -1 if self._result is None else self._result.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        return None if self._result is None else self._result.lastrowid
-
-    @property
-    def description(self) -> Any:
-        return None if self._result is None else self._result.description
-
-    @property
-    def rownumber(self) -> int:
-        return 0 if self._result is None else self._result.rownumber
-
-    @property
-    def warning_count(self) -> int:
-        return 0 if self._result is None else self._result.warning_count
+    def __getattr__(self, name: str) -> Any:
+        # rowcount, lastrowid, description, rownumber, warning_count: the
+        # last result's (TorMySQL delegated them to PyMySQL's cursor).
+        try:
+            before = _BEFORE_EXECUTE[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+        result = self._result
+        return before if result is None else getattr(result, name)
 
     @property
     def arraysize(self) -> int:

@@ -139,12 +139,9 @@ class ConnectionPool(BaseConnectionPool):
         :raises ConnectionPoolClosedError: the pool is closed (at once).
         :raises WaitConnectionTimeoutError: no connection in time.
         """
-        if self.closed:
-            raise ConnectionPoolClosedError(0, "Connection pool closed.")
-        try:
-            cls = _buffered(cursor_class(cursor_cls) or self.cursor_class)
-        except InterfaceError as exc:
-            return done(exc=exc)
+        cls = self._buffered_class(cursor_cls)
+        if isinstance(cls, asyncio.Future):
+            return cls
         if not self.autocommit:
             return task(self._on_connection("execute", query, params, cls))
         native = self.native.execute(query, query_args(params), cursor=cls.native_class)
@@ -154,13 +151,22 @@ class ConnectionPool(BaseConnectionPool):
                     cursor_cls: Any = None) -> asyncio.Future[Cursor]:
         """Run ``query`` once per parameter set; a Future resolving to the
         closed cursor."""
+        cls = self._buffered_class(cursor_cls)
+        if isinstance(cls, asyncio.Future):
+            return cls
+        return task(self._on_connection("executemany", query, params, cls))
+
+    def _buffered_class(self, cursor_cls: Any) -> type[Cursor] | asyncio.Future[Cursor]:
+        """The cursor class to run with, or a failed Future to return.
+
+        :raises ConnectionPoolClosedError: the pool is closed (at once).
+        """
         if self.closed:
             raise ConnectionPoolClosedError(0, "Connection pool closed.")
         try:
-            cls = _buffered(cursor_class(cursor_cls) or self.cursor_class)
+            return _buffered(cursor_class(cursor_cls) or self.cursor_class)
         except InterfaceError as exc:
             return done(exc=exc)
-        return task(self._on_connection("executemany", query, params, cls))
 
     async def _on_connection(self, method: str, query: str, params: Any, cls: type[Cursor]) -> Cursor:
         async with await self.get_connection() as conn:
