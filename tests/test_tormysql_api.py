@@ -523,7 +523,7 @@ def test_close_outside_the_loop_finishes_there(tserver: TorMySQLServer) -> None:
         async def use() -> None:
             await asyncio.gather(*[pool.execute("SELECT SLEEP(0.05)") for _ in range(3)])
 
-        loop.run_until_complete(use())
+        loop.run_until_complete(asyncio.wait_for(use(), 20))
         assert tserver.count() == 3
         fut = pool.close()
         assert fut.done() and fut.exception() is None

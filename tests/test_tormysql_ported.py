@@ -291,4 +291,4 @@ def test_asyncio_alone(tserver: TorMySQLServer) -> None:
         async with pool(tserver, helpers=True) as p:
             return await run_execute(p)
 
-    assert asyncio.run(main()) == ROWS
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == ROWS

@@ -336,9 +336,14 @@ class Client:
             await self.commit()
 
     def __del__(self) -> None:
+        # TorMySQL closed its connection here; tornpool.Connection would also
+        # release the socket once collected, but code calls __del__() itself.
         target = self.__dict__.get("_target")
-        if target is not None and isinstance(target, tornpool.Connection) and not target.closed:
-            target.terminate()
+        if isinstance(target, tornpool.Connection) and not target.closed:
+            try:
+                target.terminate()
+            except Exception:  # noqa: BLE001 - a closed loop at collection time
+                pass
 
     def __str__(self) -> str:
         return f"<tornpool.tormysql.{type(self).__name__} {self._target!r}>"
