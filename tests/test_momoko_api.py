@@ -302,3 +302,22 @@ async def test_pool_returns_futures_usable_before_the_loop_runs_them(mserver: Mo
             await f
         assert [f.result().fetchone() for f in futures[:3]] == [(0,), (1,), (2,)]
         db.putconn(futures[3].result())
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_callproc_keeps_the_first_result_set_and_the_connection(mserver: MomokoServer) -> None:
+    """A procedure's later result sets (its closing status packet at least)
+    are read and dropped, so the pooled connection goes back reusable
+    instead of being closed for an unread result."""
+    async with opened_pool(dsn_of(mserver), size=1) as db:
+        await db.execute("CREATE OR REPLACE PROCEDURE two_sets() BEGIN SELECT 1 AS a; SELECT 2 AS b; END")
+        before = [c["id"] for c in db.native.connections()]
+        for _ in range(3):
+            cursor = await db.callproc("two_sets", cursor_factory=momoko.RealDictCursor)
+            assert cursor.fetchall() == [{"a": 1}]
+        conn = await db.getconn()
+        with db.manage(conn):
+            assert (await conn.callproc("two_sets")).fetchall() == [(1,)]
+            assert (await conn.execute("SELECT 3")).fetchall() == [(3,)]
+        assert [c["id"] for c in db.native.connections()] == before
+        assert db.native.stats()["returns_bad"] == 0

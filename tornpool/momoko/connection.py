@@ -14,7 +14,8 @@ Differences from Momoko (psycopg2) that code may notice:
   with PyMySQL's escaping; without parameters nothing is interpolated, so
   ``SELECT 'a%s'`` is sent as written;
 * ``callproc`` follows PyMySQL: the cursor holds the procedure's first result
-  set; OUT and INOUT values are read with ``SELECT @_procname_0, ...``;
+  set (later ones are read and dropped, so the connection is free again);
+  OUT and INOUT values are read with ``SELECT @_procname_0, ...``;
 * ``register_hstore`` raises :class:`~tornpool.errors.NotSupportedError`;
 * ``server_version`` is an int (``101106`` for 10.11.6), the version string
   is ``server_version_string``.
@@ -29,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import tornpool
 from tornpool.errors import ConnectionClosed, InterfaceError, MySQLError, NotSupportedError
-from tornpool.momoko.cursors import JSONSetting, cursor_class, default_cursor_class, version_number
+from tornpool.momoko.cursors import (
+    JSONSetting,
+    cursor_class,
+    default_cursor_class,
+    drain,
+    version_number,
+)
 from tornpool.momoko.dsn import parse
 from tornpool.momoko.futures import app_loop, failed, finish, relay, spawn, translate
 
@@ -211,7 +218,9 @@ class Connection:
         if cls.streaming:
             raise InterfaceError(0, "callproc() returns buffered cursors")
         result = await self._native().callproc(procname, tuple(parameters or ()))
-        return cls(result, self._json.loads)
+        cursor = cls(result, self._json.loads)
+        await drain(result)
+        return cursor
 
     def mogrify(self, operation: str, parameters: Any = ()) -> bytes:
         """The statement :meth:`execute` would send, as bytes (synchronous).

@@ -20,7 +20,8 @@ psycopg2's own classes of those names (``psycopg2.extras.RealDictCursor``
 connection factories ``RealDictConnection``, ``DictConnection`` and
 ``NamedTupleConnection``, which set the default cursor factory.
 
-Buffered cursors hold every row: ``fetchone()``, ``fetchmany()``,
+Buffered cursors hold every row of their statement's first result set (and
+no connection): ``fetchone()``, ``fetchmany()``,
 ``fetchall()`` (lists, as psycopg2 returns them), iteration and ``scroll()``
 never wait.  Columns the server sends as JSON (MySQL's JSON type) are decoded
 once ``register_json()`` was called; MariaDB sends JSON as text, which stays
@@ -45,7 +46,7 @@ from tornpool.errors import InterfaceError, ProgrammingError
 __all__ = [
     "Cursor", "RealDictCursor", "DictCursor", "NamedTupleCursor", "SSCursor", "SSDictCursor",
     "RealDictConnection", "DictConnection", "NamedTupleConnection", "DictRow", "JSONSetting",
-    "cursor_class", "default_cursor_class", "version_number",
+    "cursor_class", "default_cursor_class", "version_number", "drain",
 ]
 
 Loads = Callable[[Any], Any]
@@ -121,8 +122,18 @@ def _shape(kind: str, names: list[str]) -> Callable[[Any], Any]:
     return tuple
 
 
+async def drain(result: Any) -> None:
+    """Read and drop the result sets after ``result``'s current one (a
+    procedure's closing status packet included), so that its connection is
+    free again -- and can go back to a pool without being closed for an
+    unread result."""
+    while await result.nextset():
+        pass
+
+
 class Cursor:
-    """A buffered result (tuples); see the module docstring."""
+    """A buffered result (tuples); see the module docstring.  It holds the
+    rows of its statement's first result set and no connection."""
 
     #: How rows look: ``tuple``, ``realdict``, ``dict`` or ``namedtuple``.
     rows: ClassVar[str] = "tuple"
@@ -131,74 +142,63 @@ class Cursor:
     #: The tornpool cursor class the statement runs with.
     native: ClassVar[type[Any]] = tornpool.Cursor
 
-    __slots__ = ("_result", "_make", "_closed")
+    __slots__ = ("_rows", "description", "rowcount", "lastrowid", "rownumber", "arraysize", "closed")
 
     def __init__(self, result: Any, loads: Loads | None = None) -> None:
-        self._result = result
-        self._make = _Shaper(self.rows, result.description, loads).make
-        self._closed = False
-
-    @property
-    def description(self) -> Any:
-        """DB-API column descriptions, or None for a statement without rows."""
-        return self._result.description
-
-    @property
-    def rowcount(self) -> int:
-        """Rows in the result, or rows the statement changed."""
-        return self._result.rowcount  # type: ignore[no-any-return]
-
-    @property
-    def rownumber(self) -> int:
-        """Index of the next row to fetch."""
-        return self._result.rownumber  # type: ignore[no-any-return]
-
-    @property
-    def lastrowid(self) -> int | None:
-        """The AUTO_INCREMENT value the statement generated (psycopg2's oid)."""
-        return self._result.lastrowid  # type: ignore[no-any-return]
-
-    @property
-    def arraysize(self) -> int:
-        """Default size of :meth:`fetchmany`."""
-        return self._result.arraysize  # type: ignore[no-any-return]
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._result.arraysize = value
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+        make = _Shaper(self.rows, result.description, loads).make
+        rows = result.fetchall()
+        self._rows: list[Any] = list(rows) if make is tuple else [make(row) for row in rows]
+        #: DB-API column descriptions, or None for a statement without rows.
+        self.description: Any = result.description
+        #: Rows in the result, or rows the statement changed.
+        self.rowcount: int = result.rowcount
+        #: The AUTO_INCREMENT value the statement generated (psycopg2's oid).
+        self.lastrowid: int | None = result.lastrowid
+        #: Index of the next row to fetch.
+        self.rownumber = 0
+        #: Default size of :meth:`fetchmany`.
+        self.arraysize = 1
+        self.closed = False
 
     def fetchone(self) -> Any:
         """The next row, or None at the end."""
-        row = self._result.fetchone()
-        return None if row is None else self._make(row)
+        if self.rownumber >= len(self._rows):
+            return None
+        self.rownumber += 1
+        return self._rows[self.rownumber - 1]
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
         """Up to ``size`` (default :attr:`arraysize`) next rows."""
-        return [self._make(row) for row in self._result.fetchmany(size)]
+        rows = self._rows[self.rownumber:self.rownumber + (size or self.arraysize)]
+        self.rownumber += len(rows)
+        return rows
 
     def fetchall(self) -> list[Any]:
         """The remaining rows."""
-        return [self._make(row) for row in self._result.fetchall()]
+        rows = self._rows[self.rownumber:]
+        self.rownumber = len(self._rows)
+        return rows
 
     def scroll(self, value: int, mode: str = "relative") -> None:
         """Move the row pointer (``relative`` or ``absolute``).
 
-        :raises IndexError: out of range.
         :raises ProgrammingError: unknown mode.
+        :raises IndexError: out of range.
         """
-        self._result.scroll(value, mode)
+        if mode not in ("relative", "absolute"):
+            raise ProgrammingError(0, f"unknown scroll mode {mode!r}")
+        target = self.rownumber + value if mode == "relative" else value
+        if not 0 <= target < len(self._rows):
+            raise IndexError("out of range")
+        self.rownumber = target
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchone, None)
 
     def close(self) -> None:
         """Forget the rows."""
-        self._closed = True
-        self._result.close()
+        self.closed = True
+        self._rows = []
 
     def __repr__(self) -> str:
         return f"<tornpool.momoko.{type(self).__name__} rowcount={self.rowcount}>"

@@ -300,16 +300,20 @@ class Pool:
 
     def callproc(self, procname: str, parameters: Sequence[Any] = (),
                  cursor_factory: Any = None) -> asyncio.Future[Any]:
-        """Call a stored procedure on some pooled connection.
+        """Call a stored procedure on some pooled connection (see
+        :meth:`Connection.callproc`).
 
         :returns: a Future resolving to a cursor on its first result set.
         """
         return spawn(self._callproc(procname, parameters, cursor_factory))
 
     async def _callproc(self, procname: str, parameters: Sequence[Any], cursor_factory: Any) -> Any:
-        cls = self._buffered(cursor_factory)
-        result = await self._pool.callproc(procname, tuple(parameters or ()))
-        return cls(result, self._json.loads)
+        lease = await self._pool.getconn()
+        try:
+            return await Connection.on_lease(lease, self, self._default, self._json).callproc(
+                procname, parameters, cursor_factory)
+        finally:
+            lease.release()
 
     def transaction(self, statements: Sequence[Any], cursor_factory: Any = None,
                     auto_rollback: bool = True) -> asyncio.Future[list[Any]]:

@@ -242,10 +242,16 @@ class Cursor:
     # -- closing ---------------------------------------------------------------------
 
     def close(self) -> asyncio.Future[None]:
-        """Close the cursor (the rows stay readable).  A Future resolving to
-        None; result sets left on the wire are drained by the next statement."""
+        """Close the cursor (the rows stay readable); result sets of its
+        statement still unread are read and dropped first, as TorMySQL did,
+        so that the connection is free.  A Future resolving to None."""
+        unread = self._unread()
         self._closed = True
-        return done()
+        return task(self._drain()) if unread else done()
+
+    async def _drain(self) -> None:
+        while await self._results().nextset():
+            pass
 
     def _unread(self) -> bool:
         client = self._client

@@ -71,7 +71,7 @@ class Transaction:
         conn = self._ensure_conn()
         cursor = conn.cursor(_buffered(cursor_class(cursor_cls) or conn.default_cursor_class))
         await getattr(cursor, method)(query, params)
-        cursor.close()
+        await cursor.close()
         return cursor
 
     def commit(self) -> asyncio.Future[None]:
@@ -172,7 +172,7 @@ class ConnectionPool(BaseConnectionPool):
         async with await self.get_connection() as conn:
             cursor = conn.cursor(cls)
             await getattr(cursor, method)(query, params)
-            cursor.close()
+            await cursor.close()
             return cursor
 
     def begin(self) -> asyncio.Future[Transaction]:
