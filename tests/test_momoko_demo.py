@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from demos.momoko_app import SCHEMA, make_app, make_pool
-from test_momoko_util import DATABASE, MomokoServer, momoko_server
+from test_momoko_util import DATABASE, MomokoServer, PreparedServer, momoko_server
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +80,10 @@ async def test_momoko_demo_pages(mserver: MomokoServer) -> None:
         await db.wait_closed()
 
 
-def run_demo_main(module: str, dsn: str, path: str, count: Callable[[], int]) -> str:
+def run_demo_main(module: str, dsn: str, path: str, server: PreparedServer) -> str:
     """Start ``python -m module --dsn dsn`` (warnings are errors), fetch
     ``path``, stop it with SIGTERM; the page's body.  It must exit cleanly
-    and close every connection it opened (``count()`` reaches 0)."""
+    and close every connection it opened on ``server``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -101,13 +101,10 @@ def run_demo_main(module: str, dsn: str, path: str, count: Callable[[], int]) ->
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    deadline = time.monotonic() + 5
-    while count() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert count() == 0
+    server.assert_none_left()
     return body
 
 
 def test_momoko_demo_main_runs_as_momoko_apps_start(mserver: MomokoServer) -> None:
     dsn = f"dbname={DATABASE} user=momoko password= host=127.0.0.1 port={mserver.server.port}"
-    assert run_demo_main("demos.momoko_app", dsn, "/connection", mserver.count).count("Query") == 3
+    assert run_demo_main("demos.momoko_app", dsn, "/connection", mserver).count("Query") == 3

@@ -54,10 +54,7 @@ def route(request: Any, mserver: MomokoServer) -> Iterator[Route]:
 def nothing_left_open(mserver: MomokoServer) -> Iterator[None]:
     """Every test leaves the server without connections of ours."""
     yield
-    deadline = time.monotonic() + 5
-    while mserver.count() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert mserver.count() == 0
+    mserver.assert_none_left()
 
 
 BOTH = pytest.mark.parametrize("route", ["direct", "proxy"], indirect=True)

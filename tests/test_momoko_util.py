@@ -105,6 +105,14 @@ class PreparedServer:
         """How many connections the user has on the server."""
         return len(self.thread_ids())
 
+    def assert_none_left(self, timeout: float = 5.0) -> None:
+        """The user has no connection on the server (within ``timeout``: the
+        server drops a closed connection a moment after the client)."""
+        deadline = time.monotonic() + timeout
+        while self.count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.count() == 0, "connections of %s left on the server" % self.user
+
     def kill_all(self) -> int:
         """``KILL`` every connection of the user, and wait until
         the server has let them go; returns how many there were."""

@@ -31,11 +31,9 @@ def tserver() -> Iterator[TorMySQLServer]:
 
 @pytest.fixture(autouse=True)
 def nothing_left_open(tserver: TorMySQLServer) -> Iterator[None]:
+    """Every test leaves the server without connections of ours."""
     yield
-    deadline = time.monotonic() + 5
-    while tserver.count() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert tserver.count() == 0
+    tserver.assert_none_left()
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -546,10 +544,7 @@ def test_close_outside_the_loop_finishes_there(tserver: TorMySQLServer) -> None:
         assert tserver.count() == 3
         fut = pool.close()
         assert fut.done() and fut.exception() is None
-        deadline = time.monotonic() + 5
-        while tserver.count() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert tserver.count() == 0
+        tserver.assert_none_left()
     finally:
         loop.close()
 

@@ -55,5 +55,5 @@ async def check_pages(client: AsyncHTTPClient, base: str) -> None:
 
 def test_tormysql_demo_main(tserver: TorMySQLServer) -> None:
     dsn = f"mysql://tormysql@127.0.0.1:{tserver.server.port}/test"
-    body = run_demo_main("demos.tormysql_app", dsn, "/connection", tserver.count)
+    body = run_demo_main("demos.tormysql_app", dsn, "/connection", tserver)
     assert json.loads(body) == {"same_connection": True}
