@@ -313,3 +313,29 @@ async def test_a_missing_attribute_names_the_class_the_user_holds(mariadb_dsn: s
             with pytest.raises(AttributeError) as missing:
                 conn.no_such_method  # type: ignore[attr-defined]
             assert "'PoolConnection' object has no attribute 'no_such_method'" in str(missing.value)
+
+
+@pytest.mark.gen_test
+async def test_result_sets_left_on_the_wire_are_drained_not_the_connection_closed(
+    mariadb_dsn: str,
+) -> None:
+    # A CALL always ends with a status result the caller never reads; the
+    # connection is drained on release and kept (it used to be closed).
+    async with Pool(mariadb_dsn, size=1, max_size=1) as pool:
+        await pool.execute("CREATE OR REPLACE PROCEDURE lease_twice(x INT) BEGIN SELECT x; SELECT x * 2; END")
+        ids = set()
+        for i in range(3):
+            cur = await pool.callproc("lease_twice", (i,))
+            assert cur.fetchall() == ((i,),)
+            ids.add((await pool.execute("SELECT CONNECTION_ID()")).fetchone()[0])
+        assert len(ids) == 1 and pool.stats()["returns_bad"] == 0
+        await pool.execute("DROP PROCEDURE lease_twice")
+    # The error of a later statement a lease never read is that lease's: the
+    # next lease must not get it.
+    async with Pool(mariadb_dsn, size=1, max_size=1, client_flag=CLIENT.MULTI_STATEMENTS) as pool:
+        async with pool.acquire() as c:
+            first = c.thread_id
+            assert (await c.execute("SELECT 1; SELEC broken")).fetchall() == ((1,),)
+        async with pool.acquire() as c:
+            assert c.thread_id == first
+            assert (await c.execute("SELECT 9")).fetchone() == (9,)

@@ -204,11 +204,6 @@ async def test_callproc(tserver: TorMySQLServer) -> None:
         await client.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tornpool bug: FastPath.on_data (fastpath.py) takes bytes arriving while no command runs "
-    "for the server hanging up, even when a result set is announced (more_seq): a procedure's "
-    "later result set that arrives after callproc() returned and before nextset() is called "
-    "closes the connection"))
 @pytest.mark.gen_test(timeout=20)
 async def test_callproc_later_result_set_arriving_late(tserver: TorMySQLServer) -> None:
     client = await tormysql.connect(**tserver.params(autocommit=True))

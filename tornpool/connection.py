@@ -666,6 +666,19 @@ class Connection:
             return False
         return self._pipeline(self._baseline.packets(), on_error, clean=True)
 
+    def drain_results(self) -> bool:
+        """Read and drop, without waiting, the result sets a statement left
+        on the wire (a ``CALL``'s status result, result sets nobody asked
+        ``nextset()`` for); an error among them is dropped too.  For pools,
+        on release.
+
+        :returns: False if there is nothing buffered-result-like to drain
+            (an unfinished streaming result cannot be drained cheaply).
+        """
+        if self._green.streaming or self.closed:
+            return False
+        return self._fp.drain_quietly()
+
     def rollback_soon(self, on_error: Callable[[BaseException], None]) -> bool:
         """Write ``ROLLBACK`` without waiting (as :meth:`reset_session`).
 

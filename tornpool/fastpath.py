@@ -259,7 +259,7 @@ class Silent(Command):
     must not be an error; result sets are read and dropped), or, with
     ``drain``, the result sets a caller left on the wire."""
 
-    __slots__ = ("count", "drain", "error", "on_error")
+    __slots__ = ("count", "drain", "error", "on_error", "quiet")
 
     def __init__(self, packet: bytes, seq: int, count: int,
                  on_error: Callable[[BaseException], None] | None = None,
@@ -269,6 +269,8 @@ class Silent(Command):
         self.drain = drain
         self.error: BaseException | None = None
         self.on_error = on_error
+        #: A drain whose error concerns nobody any more (dropped).
+        self.quiet = False
 
     def step(self, fp: FastPath, status: int) -> bool:
         reader = fp.reader
@@ -487,12 +489,24 @@ class FastPath:
         cmd.seq = seq
         self._read(cmd)
 
-    def _start_drain(self) -> None:
+    def _start_drain(self, quiet: bool = False) -> None:
         seq = self.more_seq
         assert seq is not None
         self.more_seq = None
         self.more_owner = None
-        self._read(Silent(b"", seq, 1, drain=True))
+        drain = Silent(b"", seq, 1, drain=True)
+        drain.quiet = quiet
+        self._read(drain)
+
+    def drain_quietly(self) -> bool:
+        """Read and drop the result sets left on the wire now, ignoring an
+        error among them (a pool does this on release: that error belongs
+        to a lease that is gone).  False if there is nothing to drain or
+        something else is in flight."""
+        if self.more_seq is None or self.current is not None or self.queue:
+            return False
+        self._start_drain(quiet=True)
+        return True
 
     def _check_meta(self) -> None:
         """Forget cached column shapes when the connection's converters or
@@ -560,6 +574,8 @@ class FastPath:
         cmd = self.current
         wire = self.wire
         if cmd is None:
+            if self.more_seq is not None:
+                return  # an announced result set arriving: it waits for nextset() or a drain
             if wire.end > wire.pos:
                 # The server speaks only when spoken to, except to say goodbye
                 # (shutdown, KILL, interactive timeout): this link is done.
@@ -606,7 +622,8 @@ class FastPath:
         if cmd.timer is not None:
             cmd.timer.cancel()
             cmd.timer = None
-        if not cmd.user and isinstance(cmd, Silent) and cmd.drain and cmd.error is not None:
+        if (not cmd.user and isinstance(cmd, Silent) and cmd.drain and cmd.error is not None
+                and not cmd.quiet):
             # PyMySQL raises the error of a later statement when the next
             # command drains it; so does tornpool (that command is not sent).
             if self.queue:

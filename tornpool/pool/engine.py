@@ -439,9 +439,9 @@ class PoolEngine(Generic[C]):
             self.stats.returns_bad += 1
             fleet.lost(slot)
             return
-        if conn.busy or conn.has_unread_result:
+        if conn.busy:
             self.stats.returns_bad += 1
-            conn.abandoned = conn.abandoned or conn.busy
+            conn.abandoned = True
             conn.terminate()
             fleet.lost(slot)
             return
@@ -732,8 +732,11 @@ class PoolEngine(Generic[C]):
                     "terminating them:\n%s", self.name, len(held), "\n".join(parts))
 
 
-def _rollback_if_needed(conn: Any, slot: Slot[Any], quiet: bool) -> Awaitable[None] | None:
-    """Default recycle: roll back a transaction left open."""
+def _rollback_if_needed(conn: Any, slot: Slot[Any], quiet: bool) -> Any:
+    """Default recycle: close a connection with a result left unread, roll
+    back a transaction left open."""
+    if conn.has_unread_result:
+        return RETIRE
     if conn.in_transaction:
-        return conn.rollback(timeout=5.0)  # type: ignore[no-any-return]
+        return conn.rollback(timeout=5.0)
     return None

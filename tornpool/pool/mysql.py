@@ -352,6 +352,14 @@ class Pool:
         open transaction (logged, unless a transaction scope did it on
         purpose), restore a changed session.  Pipelined: nothing is awaited
         unless a ``configure`` or ``reset`` hook must run."""
+        if conn.has_unread_result:
+            # Result sets left on the wire (a CALL's status result, unread
+            # nextset()s) are read and dropped before the next command; an
+            # unfinished stream cannot be, cheaply: that connection goes.
+            if not conn.drain_results():
+                self._engine.stats.returns_bad += 1
+                conn.terminate()
+                return RETIRE
         in_tx = conn.in_transaction
         if in_tx:
             self._engine.stats.returns_bad += 1
