@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -37,31 +36,31 @@ from pymysql import err
 from pymysql.constants import CR, SERVER_STATUS
 
 from tornpool import _pymysql, codec
+from tornpool.commands import (
+    COM_INIT_DB,
+    COM_PING,
+    COM_QUERY,
+    Command,
+    CommandFuture,
+    FutureStatement,
+    Reply,
+    Statement,
+)
 from tornpool.cursors import Cursor, SSCursor, cursor_class_for
 from tornpool.dsn import parse_dsn
 from tornpool.errors import (
-    CommandTimeout,
     ConnectionBusy,
     ConnectionClosed,
     ConnectionLost,
     ConnectTimeout,
     DSNError,
     WrongEventLoop,
+    command_timeout,
 )
-from tornpool.fastpath import (
-    COM_INIT_DB,
-    COM_PING,
-    COM_QUERY,
-    Command,
-    CommandFuture,
-    FastPath,
-    FutureStatement,
-    Reply,
-    Statement,
-)
+from tornpool.fastpath import FastPath
 from tornpool.green import GreenSocket, GreenWorker
 from tornpool.green_path import GreenPath
-from tornpool.session import TRACKING_ON, Baseline, supports_reset
+from tornpool.session import TRACKING_ON, SessionKeeper
 from tornpool.wire import Wire
 
 __all__ = ["Connection", "connect"]
@@ -145,9 +144,8 @@ class Connection:
                                 _weak(self.terminate), _weak(self._abandon), command_timeout)
         self._mogrifier = raw.cursor()
         self._encoding: str = raw.encoding
-        self._baseline: Baseline | None = None
-        self._tracking = False
-        self._resettable = False
+        #: The session as a pool sees it (changed? restore it).
+        self.session = SessionKeeper(fp, _weak(self._writable), _weak(self._fatal))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
         self._opened = False
@@ -196,42 +194,31 @@ class Connection:
         wire.consumer = fp.on_data
         wire.on_lost = _weak(self._lost)
         fp.note_status(raw.server_status)
-        self._resettable = supports_reset(raw.server_version)
-        self._tracking = self._tracking_asked and bool(
+        tracking = self._tracking_asked and bool(
             raw.server_capabilities & _pymysql.CLIENT_SESSION_TRACK
         )
-        if self._tracking:
+        if tracking:
             try:
                 await self._simple(COM_QUERY, TRACKING_ON.encode(), None)
             except err.MySQLError:
-                self._tracking = False  # a server without the tracker variable
-        self._baseline = Baseline(raw, self._tracking)
+                tracking = False  # a server without the tracker variable
+        self.session.opened(raw, tracking)
         await self.mark_baseline()
 
     async def _open_transport(self) -> None:
         raw = self._raw
-        loop = asyncio.get_running_loop()
-        wire = self._wire
-        if raw.unix_socket:
-            path = raw.unix_socket
-            try:
-                await loop.create_unix_connection(lambda: wire, path)
-            except OSError as exc:
+        path = raw.unix_socket
+        try:
+            await self._wire.open(raw.host, raw.port, path,
+                                  (raw.bind_address, 0) if raw.bind_address else None)
+        except OSError as exc:
+            if path:
                 raise err.OperationalError(
                     2002, f"Can't connect to local MySQL server through socket {path!r} ({exc})"
                 ) from None
-            return
-        host, port = raw.host, raw.port
-        local = (raw.bind_address, 0) if raw.bind_address else None
-        try:
-            await loop.create_connection(lambda: wire, host, port, local_addr=local)
-        except OSError as exc:
             raise err.OperationalError(
-                CR.CR_CONN_HOST_ERROR, f"Can't connect to MySQL server on {host!r} ({exc})"
+                CR.CR_CONN_HOST_ERROR, f"Can't connect to MySQL server on {raw.host!r} ({exc})"
             ) from None
-        sock = wire.socket_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
     async def setup_session(self, statements: Sequence[str | tuple[str, Any]]) -> None:
         """Run ``statements`` (strings, or ``(sql, args)`` pairs) and make them
@@ -245,8 +232,7 @@ class Connection:
             sql = stmt if isinstance(stmt, str) else self.mogrify(stmt[0], stmt[1])
             await self.execute(sql)
             sqls.append(sql)
-        assert self._baseline is not None
-        self._baseline.add(sqls)
+        self.session.add(sqls)
         await self.mark_baseline()
 
     async def mark_baseline(self) -> None:
@@ -311,7 +297,7 @@ class Connection:
         return codec.build_command(COM_QUERY, query)
 
     def run_statement(self, cmd: Statement, timeout: float | None = None) -> None:
-        """Low-level (for pools): send a :class:`~tornpool.fastpath.Statement`
+        """Low-level (for pools): send a :class:`~tornpool.commands.Statement`
         whose packet :meth:`statement_packet` built.  Its outcome -- a busy or
         closed connection included -- arrives through the command's
         ``resolve``, synchronously from the event loop's read callback."""
@@ -421,7 +407,7 @@ class Connection:
     def next_result(self, owner: object) -> asyncio.Future[Reply | None]:
         """Read the next result set of the statement that made the cursor
         ``owner``, if it announced one and nothing ran since.  Resolves to its
-        :class:`~tornpool.fastpath.Reply`, or None.
+        :class:`~tornpool.commands.Reply`, or None.
 
         :raises MySQLError: that result set is the error of a later statement.
         """
@@ -545,20 +531,10 @@ class Connection:
         if fp.current is cmd:
             self._timed_out = timeout
             self.abandoned = True
-            self._fatal(self._timeout_error(timeout))
+            self._fatal(command_timeout(timeout))
         elif cmd in fp.queue:
             fp.queue.remove(cmd)
-            cmd.fail(self._timeout_error(timeout, sent=False), False)
-
-    @staticmethod
-    def _timeout_error(timeout: float, sent: bool = True) -> CommandTimeout:
-        if not sent:
-            return CommandTimeout(
-                CR.CR_SERVER_GONE_ERROR, f"command timed out after {timeout}s before it could be sent"
-            )
-        return CommandTimeout(
-            CR.CR_SERVER_LOST, f"command timed out after {timeout}s; the connection was closed"
-        )
+            cmd.fail(command_timeout(timeout, sent=False), False)
 
     def _fatal(self, exc: BaseException) -> None:
         """The fast path cannot go on: close, fail what is in flight."""
@@ -598,12 +574,12 @@ class Connection:
     def session_dirty(self) -> bool:
         """True if a statement changed session state since the baseline (or
         if the server cannot tell: no session tracking)."""
-        return self._fp.dirty or not self._tracking
+        return self.session.dirty
 
     @property
     def can_reset(self) -> bool:
         """True if the server supports ``COM_RESET_CONNECTION``."""
-        return self._resettable
+        return self.session.resettable
 
     @property
     def has_unread_result(self) -> bool:
@@ -651,61 +627,11 @@ class Connection:
         """The statement :meth:`execute` would send for ``query`` and ``args``."""
         return self._mogrifier.mogrify(query, args)  # type: ignore[no-any-return]
 
-    # -- session reset (used by pools) ---------------------------------------------------
-
-    def reset_session(self, on_error: Callable[[BaseException], None]) -> bool:
-        """Write the commands that bring the session back to its baseline
-        (see :mod:`tornpool.session`) without waiting; the next command is
-        written once their replies came back clean.  If one fails, the
-        connection closes and ``on_error`` is called.
-
-        :returns: False (and nothing is sent) if the server cannot reset a
-            session (no ``COM_RESET_CONNECTION``) or the connection is busy.
-        """
-        if not self._resettable or self._baseline is None:
+    def _writable(self, idle: bool) -> bool:
+        """Whether commands may be written now (see :class:`SessionKeeper`)."""
+        if self.closed or self._green.streaming:
             return False
-        return self._pipeline(self._baseline.packets(), on_error, clean=True)
-
-    def drain_results(self) -> bool:
-        """Read and drop, without waiting, the result sets a statement left
-        on the wire (a ``CALL``'s status result, result sets nobody asked
-        ``nextset()`` for); an error among them is dropped too.  For pools,
-        on release.
-
-        :returns: False if there is nothing buffered-result-like to drain
-            (an unfinished streaming result cannot be drained cheaply).
-        """
-        if self._green.streaming or self.closed:
-            return False
-        return self._fp.drain_quietly()
-
-    def rollback_soon(self, on_error: Callable[[BaseException], None]) -> bool:
-        """Write ``ROLLBACK`` without waiting (as :meth:`reset_session`).
-
-        :returns: False if the connection is busy or closed.
-        """
-        return self._pipeline([codec.build_command(COM_QUERY, b"ROLLBACK")[0]], on_error, clean=False)
-
-    def _pipeline(self, packets: list[bytes], on_error: Callable[[BaseException], None],
-                  clean: bool) -> bool:
-        if self.busy or self.closed or self._green.streaming:
-            return False
-
-        def failed(exc: BaseException) -> None:
-            self._fatal(exc)
-            on_error(exc)
-
-        fp = self._fp
-        fp.pipeline(packets, failed)
-        # What the replies will say once they are read.
-        fp.status &= ~SERVER_STATUS.SERVER_STATUS_IN_TRANS
-        if clean:
-            fp.mark_clean()
-        return True
-
-    def baseline_statements(self) -> list[str]:
-        """The statements a session reset runs after ``COM_RESET_CONNECTION``."""
-        return [] if self._baseline is None else self._baseline.statements()
+        return not (idle and self.busy)
 
     # -- closing ---------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from tornpool.errors import ConnectionReleased
 
 if TYPE_CHECKING:  # pragma: no cover
     from tornpool.connection import Connection
-    from tornpool.fastpath import Reply
+    from tornpool.commands import Reply
 
 __all__ = ["Cursor", "DictCursor", "SSCursor", "SSDictCursor", "Handle", "DETACHED", "cursor_class_for"]
 

@@ -119,6 +119,19 @@ class CommandTimeout(OperationalError, TimeoutError):
     closed because its protocol state is unknown."""
 
 
+def command_timeout(timeout: float, sent: bool = True) -> CommandTimeout:
+    """The error of a command that outlived its ``timeout`` seconds: 2013
+    (the connection was closed under it), or 2006 if it was never written
+    (safe to retry elsewhere)."""
+    if sent:
+        return CommandTimeout(
+            CR_SERVER_LOST, f"command timed out after {timeout}s; the connection was closed"
+        )
+    return CommandTimeout(
+        CR_SERVER_GONE_ERROR, f"command timed out after {timeout}s before it could be sent"
+    )
+
+
 class ConnectTimeout(OperationalError, TimeoutError):
     """Connecting (TCP, TLS and authentication) took longer than
     ``connect_timeout``."""

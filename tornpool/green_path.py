@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from pymysql import err
-from pymysql.constants import CR
 
 from tornpool import _pymysql
+from tornpool.commands import Command, Reply, Statement
 from tornpool.cursors import Cursor, SSCursor
-from tornpool.errors import CommandTimeout, ConnectionLost, NotSupportedError
-from tornpool.fastpath import Command, FastPath, Reply, Statement
+from tornpool.errors import CommandTimeout, ConnectionLost, NotSupportedError, command_timeout
+from tornpool.fastpath import FastPath
 from tornpool.green import GreenWorker
 from tornpool.wire import Wire
 
@@ -165,9 +165,7 @@ class GreenPath:
         self._terminate()
 
     def timeout_error(self) -> CommandTimeout:
-        return CommandTimeout(
-            CR.CR_SERVER_LOST, f"command timed out after {self.timed_out}s; the connection was closed"
-        )
+        return command_timeout(self.timed_out or 0.0)
 
     # -- commands ----------------------------------------------------------------------
 

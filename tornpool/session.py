@@ -27,19 +27,26 @@ nothing:
   tracking gets the reset after every lease; a server without
   ``COM_RESET_CONNECTION`` has a changed connection closed and replaced.
 
-Nothing here does I/O; :class:`tornpool.Connection` sends what this module
-builds.
+:class:`Baseline` builds the packets; :class:`SessionKeeper` (one per
+connection, :attr:`tornpool.Connection.session`) knows whether the session
+changed and pipelines the packets through the connection's fast path without
+waiting for their replies.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pymysql.constants import SERVER_STATUS
 
 from tornpool import codec
 
-__all__ = ["supports_reset", "Baseline", "TRACKING_ON"]
+if TYPE_CHECKING:
+    from tornpool.fastpath import FastPath
+
+__all__ = ["supports_reset", "Baseline", "SessionKeeper", "TRACKING_ON"]
 
 COM_INIT_DB = 0x02
 COM_QUERY = 0x03
@@ -132,3 +139,99 @@ class Baseline:
             packets.append(_command(COM_PING, b""))
             self._packets = packets
         return packets
+
+
+class SessionKeeper:
+    """A connection's session as its pool sees it: whether it changed since
+    the baseline, and the commands that restore it, written without waiting
+    (the fast path writes the next command once their replies came back
+    clean).
+
+    :param fp: the connection's fast path.
+    :param writable: ``writable(idle)`` -- whether commands may be written
+        now: the connection is open and no stream is unfinished; with
+        ``idle``, no command is running either.
+    :param fatal: closes the connection (a restoring command failed).
+    """
+
+    __slots__ = ("_fp", "_writable", "_fatal", "_baseline", "resettable", "tracking")
+
+    def __init__(self, fp: FastPath, writable: Callable[[bool], bool],
+                 fatal: Callable[[BaseException], None]) -> None:
+        self._fp = fp
+        self._writable = writable
+        self._fatal = fatal
+        self._baseline: Baseline | None = None
+        #: The server knows ``COM_RESET_CONNECTION``.
+        self.resettable = False
+        #: The server flags session-state changes.
+        self.tracking = False
+
+    def opened(self, raw: Any, tracking: bool) -> None:
+        """The handshake is done (``raw``: the PyMySQL object); ``tracking``
+        tells whether the state-change tracker is on."""
+        self.resettable = supports_reset(raw.server_version)
+        self.tracking = tracking
+        self._baseline = Baseline(raw, tracking)
+
+    @property
+    def dirty(self) -> bool:
+        """A statement changed session state since the baseline (or the
+        server cannot tell: no session tracking)."""
+        return self._fp.dirty or not self.tracking
+
+    def add(self, statements: Sequence[str]) -> None:
+        """Make ``statements`` (already run, formatted) part of the baseline."""
+        assert self._baseline is not None
+        self._baseline.add(statements)
+
+    def statements(self) -> list[str]:
+        """The statements a reset runs after ``COM_RESET_CONNECTION``."""
+        return [] if self._baseline is None else self._baseline.statements()
+
+    def reset(self, on_error: Callable[[BaseException], None]) -> bool:
+        """Write the commands that bring the session back to its baseline.
+        If one fails, the connection closes and ``on_error`` is called.
+
+        :returns: False (nothing sent) if the server cannot reset a session
+            or the connection is busy or closed.
+        """
+        if not self.resettable or self._baseline is None:
+            return False
+        return self._pipeline(self._baseline.packets(), on_error, clean=True)
+
+    def rollback_soon(self, on_error: Callable[[BaseException], None]) -> bool:
+        """Write ``ROLLBACK`` (as :meth:`reset`).
+
+        :returns: False if the connection is busy or closed.
+        """
+        return self._pipeline([_command(COM_QUERY, b"ROLLBACK")], on_error, clean=False)
+
+    def drain(self) -> bool:
+        """Read and drop the result sets a statement left on the wire (a
+        ``CALL``'s status result, sets nobody asked ``nextset()`` for); an
+        error among them is dropped too.
+
+        :returns: False if there is nothing of that kind (an unfinished
+            streaming result cannot be drained cheaply) or the connection is
+            closed.
+        """
+        return self._writable(False) and self._fp.drain_quietly()
+
+    def _pipeline(self, packets: list[bytes], on_error: Callable[[BaseException], None],
+                  clean: bool) -> bool:
+        if not self._writable(True):
+            return False
+        fatal = self._fatal
+
+        def failed(exc: BaseException) -> None:
+            fatal(exc)
+            on_error(exc)
+
+        fp = self._fp
+        fp.pipeline(packets, failed)
+        # What the replies will say once they are read.
+        fp.status &= ~SERVER_STATUS.SERVER_STATUS_IN_TRANS
+        if clean:
+            fp.mark_clean()
+        return True

@@ -241,6 +241,22 @@ class Wire(asyncio.BufferedProtocol):
         transport = self.transport
         return transport is not None and transport.get_extra_info("sslcontext") is not None
 
+    async def open(self, host: str, port: int, unix_socket: str | None = None,
+                   local_addr: tuple[str, int] | None = None) -> None:
+        """Connect this wire's transport: to ``unix_socket`` if given, else
+        over TCP to ``host:port`` (from ``local_addr``) with keepalive on.
+
+        :raises OSError: the connection was refused or failed.
+        """
+        loop = asyncio.get_running_loop()
+        if unix_socket:
+            await loop.create_unix_connection(lambda: self, unix_socket)
+            return
+        await loop.create_connection(lambda: self, host, port, local_addr=local_addr)
+        sock = self.socket_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
     def socket_info(self, name: str) -> Any:
         """``transport.get_extra_info(name)`` (``"peername"``, ``"socket"``...)."""
         return None if self.transport is None else self.transport.get_extra_info(name)

@@ -27,15 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from bisect import bisect_left as _bucket
 import time
 import weakref
+from bisect import bisect_left as _bucket
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from tornpool.errors import (
-    ConnectionReleased,
-    ForeignConnection,
     PoolClosed,
     PoolTimeout,
     PoolTooManyWaiters,
@@ -47,6 +45,7 @@ from tornpool.pool.events import Listeners
 from tornpool.pool.fleet import Fleet
 from tornpool.pool.lease import Lease, Poolable, Site, Slot, capture_site, where_acquired
 from tornpool.pool.stats import BUCKETS, PoolStats
+from tornpool.pool.views import EngineViews
 from tornpool.pool.waiters import WaitQueue
 
 __all__ = ["PoolEngine", "RETIRE", "check_sizes"]
@@ -98,7 +97,7 @@ class _Acquire:
             self.future.set_exception(exc)
 
 
-class PoolEngine(Generic[C]):
+class PoolEngine(EngineViews[C]):
     """The driver-independent core of a pool; see the module docstring.
 
     All durations are relative seconds.  The engine binds to the event loop
@@ -237,30 +236,6 @@ class PoolEngine(Generic[C]):
         return self._closing
 
     @property
-    def min_size(self) -> int:
-        return self.fleet.min_size
-
-    @property
-    def max_size(self) -> int:
-        return self.fleet.max_size
-
-    @property
-    def counted(self) -> int:
-        """Connections counted against ``max_size`` (open, in use, closing,
-        being reaped), not counting connects in flight."""
-        return self.fleet.counted
-
-    @property
-    def reaping(self) -> int:
-        """Connections closed mid-command, counted until the server dropped them."""
-        return self.fleet.reaping
-
-    @property
-    def connecting(self) -> int:
-        """Connects in flight."""
-        return self.fleet.pending
-
-    @property
     def waiting(self) -> int:
         """Requests waiting for a connection."""
         return self._waiters.live()
@@ -269,11 +244,6 @@ class PoolEngine(Generic[C]):
     def deadline_timer_armed(self) -> bool:
         """Whether the waiters' shared deadline timer is armed."""
         return self._waiters.timer_armed
-
-    @property
-    def last_connect_error(self) -> BaseException | None:
-        """The last connect error while the server is unreachable, else None."""
-        return self.backoff.last_error
 
     # -- handing out ------------------------------------------------------------------
 
@@ -541,82 +511,6 @@ class PoolEngine(Generic[C]):
     async def _reap_slot(self, slot: Slot[C]) -> None:
         assert self._reap is not None
         await health.reap_abandoned(self, slot.conn, self._reap, self.reap_timeout)
-
-    # -- introspection ------------------------------------------------------------------
-
-    def idle_slots(self) -> list[Slot[C]]:
-        """The idle connections, least recently used first (a copy)."""
-        return list(self.fleet.idle)
-
-    def slots(self) -> list[Slot[C]]:
-        """Every counted connection (a copy)."""
-        return list(self.fleet.slots.values())
-
-    def leases(self) -> list[Lease[C]]:
-        """The leases currently handed out."""
-        out: list[Lease[C]] = []
-        for slot in self.fleet.slots.values():
-            lease = slot.lease
-            if lease is not None:
-                out.append(lease)
-        return out
-
-    def connections(self) -> list[dict[str, Any]]:
-        """One dict per counted connection: ``id`` (the server's, if the
-        driver tells), ``state`` (``idle``, ``in use``, ``closing``,
-        ``reaping``), ``age_s``, ``uses``, and ``idle_s`` or ``held_s``."""
-        now = _monotonic()
-        out = []
-        for slot in self.fleet.slots.values():
-            if slot.reaping:
-                state = "reaping"
-            elif slot.closing:
-                state = "closing"
-            elif slot.in_use:
-                state = "in use"
-            else:
-                state = "idle"
-            info: dict[str, Any] = {
-                "id": getattr(slot.conn, "thread_id", None), "state": state,
-                "age_s": now - slot.created, "uses": slot.uses,
-            }
-            if state == "in use":
-                info["held_s"] = now - slot.acquired_at
-            elif state == "idle":
-                info["idle_s"] = now - slot.last_used
-            out.append(info)
-        return out
-
-    def snapshot(self, reset: bool = False) -> dict[str, int]:
-        """Stats with psycopg_pool's key names (see :mod:`tornpool.pool.stats`)."""
-        fleet = self.fleet
-        gauges = {
-            "pool_min": fleet.min_size,
-            "pool_max": fleet.max_size,
-            "pool_size": fleet.counted + fleet.pending,
-            "pool_available": len(fleet.idle),
-            "requests_waiting": self._waiters.live(),
-        }
-        return self.stats.snapshot(gauges, reset)
-
-    def check_lease(self, lease: Any) -> Lease[C]:
-        """``lease`` as one of this engine's live leases.
-
-        :raises ForeignConnection: it is not a lease of this pool.
-        :raises ConnectionReleased: it was already given back.
-        """
-        if not isinstance(lease, Lease):
-            raise ForeignConnection(0, "not a connection handed out by a pool")
-        if lease.released:
-            raise ConnectionReleased(0, "this connection was already released")
-        if lease.pool_engine is not self:
-            raise ForeignConnection(0, "this connection belongs to another pool")
-        return lease
-
-    def lease_of(self, conn: Any) -> Lease[C] | None:
-        """The live lease holding ``conn``, if this engine handed it out."""
-        slot = self.fleet.find(conn)
-        return None if slot is None else slot.lease
 
     # -- maintenance, resize, drain, close ---------------------------------------------
 

@@ -11,7 +11,7 @@ Every awaitable here is a Future, a coroutine or an object with
 ``@gen.coroutine``.
 
 :meth:`Pool.execute` is the hot path: no lease object, no coroutine of ours.
-The request is a :class:`~tornpool.fastpath.Statement` that is also the
+The request is a :class:`~tornpool.commands.Statement` that is also the
 engine's waiter: when a connection is (or becomes) free it is written right
 away, and when its reply is parsed the connection goes straight to the next
 waiter and the caller's Future resolves.
@@ -39,7 +39,7 @@ from tornpool.errors import (
     MySQLError,
     PoolClosed,
 )
-from tornpool.fastpath import CommandFuture, Statement
+from tornpool.commands import CommandFuture, Statement
 from tornpool.hosts import HostList, Hosts, HostSpec
 from tornpool.pool.connection import PoolConnection
 from tornpool.pool.engine import RETIRE, PoolEngine
@@ -356,7 +356,7 @@ class Pool:
             # Result sets left on the wire (a CALL's status result, unread
             # nextset()s) are read and dropped before the next command; an
             # unfinished stream cannot be, cheaply: that connection goes.
-            if not conn.drain_results():
+            if not conn.session.drain():
                 self._engine.stats.returns_bad += 1
                 conn.terminate()
                 return RETIRE
@@ -373,11 +373,11 @@ class Pool:
         if reset:
             if not conn.can_reset:
                 return RETIRE  # documented fallback: replace the connection
-            if not conn.reset_session(_reset_failed):
+            if not conn.session.reset(_reset_failed):
                 return RETIRE
             if self._configure is not None:
                 return self._reconfigure(conn)
-        elif in_tx and not conn.rollback_soon(_reset_failed):
+        elif in_tx and not conn.session.rollback_soon(_reset_failed):
             return RETIRE
         if self._reset_hook is not None:
             return self._reset_hook(conn)
