@@ -87,6 +87,10 @@ setup(
             "cryptography>=42",
             # the bench smoke test renders the report's plots
             "matplotlib>=3.7",
+            # tornpool.dbapi.ExecutorPool is tested over these drivers (mysqlclient
+            # builds against libmariadb: scripts/dev.sh installs libmariadb-dev)
+            "mysqlclient>=2.2",
+            "psycopg[binary]>=3.1",
         ],
         "bench": [
             "aiomysql>=0.2",
