@@ -56,6 +56,13 @@ class ThreadBudget:
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._empty: list[asyncio.Future[None]] = []
 
+    def try_reserve(self) -> bool:
+        """Take a place if one is free now (nobody waiting)."""
+        if self.alive < self.cap and not self._waiting:
+            self.alive += 1
+            return True
+        return False
+
     async def reserve(self) -> None:
         if self.alive < self.cap and not self._waiting:
             self.alive += 1
@@ -120,6 +127,9 @@ class Binding:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inbox: Inbox | None = None
         self.numbers = itertools.count(1)
+        #: ``(conn)``: have the server stop ``conn``'s statement from another
+        #: connection (the driver's ``kill_sql``); set by the pool.
+        self.kill: Callable[[BoundConnection], None] | None = None
         #: Calls whose caller gave up while their thread ran.
         self.abandoned_calls = 0
         #: Threads still running such a call.
@@ -351,13 +361,17 @@ class BoundConnection:
         binding.abandoned_calls += 1
         binding.abandoned_running += 1
         interrupt = self.driver.interrupt
-        if interrupt is not None and self.raw is not None:
+        if self.raw is None:
+            return
+        if interrupt is not None:
             threading.Thread(target=self._interrupt, args=(interrupt,), daemon=True,
                              name="%s-interrupt-%d" % (binding.name, self.number)).start()
+        elif self.driver.kill_sql is not None and self.server_id is not None and binding.kill:
+            binding.kill(self)
 
-    def _interrupt(self, interrupt: Callable[[Raw, Any, Callable[[], Raw]], None]) -> None:
+    def _interrupt(self, interrupt: Callable[[Raw], None]) -> None:
         try:
-            interrupt(self.raw, self.server_id, self.binding.opener)
+            interrupt(self.raw)
         except Exception as exc:  # noqa: BLE001 - best effort; the thread returns by itself
             log.debug("%s: interrupting connection %d failed: %r", self.binding.name, self.number, exc)
 

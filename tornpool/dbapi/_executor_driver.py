@@ -12,8 +12,9 @@ statements, a broken connection guessed from ``OperationalError`` /
 
 Every callable runs in the connection's own thread, except ``interrupt``,
 which runs in a helper thread while the owner is busy (it must be safe
-there: sqlite3's ``interrupt()``, psycopg's ``cancel()``, or a ``KILL QUERY``
-from a second connection).
+there: sqlite3's ``interrupt()``, psycopg's ``cancel()``).  MySQL has no
+such call: its statement is stopped with ``kill_sql`` (``KILL QUERY``) sent
+on another connection, which the pool counts against its cap.
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ class Driver:
     :ivar reset: ``(conn)``: restore a fresh session, outside any
         transaction; None: the driver has no way (``session_reset="always"``
         then closes and replaces the connection).
-    :ivar interrupt: ``(conn, server_id, reopen)``, from another thread: ask
-        the running statement to stop; None: it cannot be interrupted.
+    :ivar interrupt: ``(conn)``, from another thread: ask the running
+        statement to stop; None: the driver has no such call.
+    :ivar kill_sql: a statement that, sent on another connection to the same
+        server, stops the statement of the connection whose ``server_id``
+        fills its ``{}``; None: none.
     :ivar server_id: ``(conn) -> int | None``, at connect: what
-        ``interrupt`` needs (MySQL's connection id).
+        ``kill_sql`` needs (MySQL's connection id).
     :ivar begin_sql: the statement that opens a transaction in autocommit mode.
     """
 
@@ -71,8 +75,9 @@ class Driver:
     broken: Callable[[Raw, BaseException | None], bool]
     ping: Callable[[Raw], None] | None
     reset: Callable[[Raw], None] | None
-    interrupt: Callable[[Raw, Any, Callable[[], Raw]], None] | None
+    interrupt: Callable[[Raw], None] | None
     server_id: Callable[[Raw], Any]
+    kill_sql: str | None = None
     begin_sql: str = "BEGIN"
 
 
@@ -160,7 +165,7 @@ def _sqlite_autocommit(conn: Raw, on: bool) -> None:
         conn.isolation_level = None
 
 
-def _sqlite_interrupt(conn: Raw, server_id: Any, reopen: Callable[[], Raw]) -> None:
+def _sqlite_interrupt(conn: Raw) -> None:
     conn.interrupt()  # documented as safe from another thread
 
 
@@ -193,16 +198,6 @@ def _mysql_broken(conn: Raw, exc: BaseException | None) -> bool:
     return not getattr(conn, "open", True)
 
 
-def _mysql_kill_query(conn: Raw, server_id: Any, reopen: Callable[[], Raw]) -> None:
-    if server_id is None:
-        return
-    side = reopen()
-    try:
-        run_sql(side, "KILL QUERY %d" % int(server_id))
-    finally:
-        side.close()
-
-
 def _mysqldb_in_transaction(conn: Raw) -> bool | None:
     # mysqlclient does not expose the server's "in transaction" flag; it
     # does know when autocommit is off, and then a transaction may be open.
@@ -221,8 +216,9 @@ def _mysql(module: ModuleType, name: str) -> Driver:
         broken=_mysql_broken,
         ping=(lambda conn: conn.ping(False)),
         reset=None,  # neither driver exposes COM_RESET_CONNECTION
-        interrupt=_mysql_kill_query,
+        interrupt=None,
         server_id=lambda conn: conn.thread_id(),
+        kill_sql="KILL QUERY {}",
     )
 
 
@@ -250,7 +246,7 @@ def _pg_reset(conn: Raw) -> None:
             conn.autocommit = False
 
 
-def _pg_interrupt(conn: Raw, server_id: Any, reopen: Callable[[], Raw]) -> None:
+def _pg_interrupt(conn: Raw) -> None:
     cancel = getattr(conn, "cancel_safe", None) or conn.cancel
     cancel()
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import ModuleType, TracebackType
 from typing import Any, Literal, overload
@@ -40,7 +41,7 @@ from tornpool.pool.stats import render_prometheus
 
 from . import _executor_calls as calls
 from ._executor_bound import Binding, BoundConnection, CallFuture
-from ._executor_driver import Driver, ExecutorConfigError, driver_for, load_module
+from ._executor_driver import Driver, ExecutorConfigError, driver_for, load_module, run_sql
 from ._executor_lease import AcquireScope, ExecutorConnection, TransactionScope
 from ._executor_thread import Inbox
 from ._sqlite_result import Result
@@ -211,6 +212,7 @@ class ExecutorPool:
         self._binding = Binding(self._engine.name, self.driver, lambda: connect(*cargs, **ckwargs),
                                 self.autocommit, init_sql, initializer, self.begin_sql,
                                 self._engine.max_size)
+        self._binding.kill = self._kill
 
     # -- properties -----------------------------------------------------------------
 
@@ -256,6 +258,52 @@ class ExecutorPool:
             binding.loop = asyncio.get_running_loop()
             binding.inbox = Inbox(binding.loop)
         return await BoundConnection.open(binding)
+
+    def _kill(self, target: BoundConnection) -> None:
+        """Have the server stop ``target``'s statement (``kill_sql``): on a
+        short-lived connection of its own when the cap leaves room for one
+        (it is counted like any other), else on the next pooled connection
+        that frees up, taken ahead of the queue.  With ``max_size=1`` no
+        other connection can exist: the statement runs to its end."""
+        kill_sql = self.driver.kill_sql
+        assert kill_sql is not None
+        sql = kill_sql.format(int(target.server_id))
+        binding = self._binding
+        if binding.budget.try_reserve():
+            threading.Thread(target=self._kill_aside, args=(sql,), daemon=True,
+                             name="%s-kill" % self.name).start()
+        elif self.max_size > 1:
+            self._engine.fleet.spawn(self._kill_pooled(target, sql))
+
+    def _kill_aside(self, sql: str) -> None:
+        """(helper thread) ``sql`` on a connection opened for it alone."""
+        binding = self._binding
+        try:
+            raw = binding.opener()
+            try:
+                run_sql(raw, sql)
+            finally:
+                calls.close_raw(raw)
+        except Exception as exc:  # noqa: BLE001 - best effort: the statement ends by itself
+            log.debug("%s: %s failed: %r", self.name, sql, exc)
+        finally:
+            assert binding.inbox is not None
+            binding.inbox.post(binding.budget.free)
+
+    async def _kill_pooled(self, target: BoundConnection, sql: str) -> None:
+        try:
+            lease = await self._engine.acquire(self._engine.check_timeout, priority=True)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("%s: no connection to stop a statement with: %r", self.name, exc)
+            return
+        assert isinstance(lease, ExecutorConnection)
+        try:
+            if target.busy:
+                await lease.execute(sql)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("%s: %s failed: %r", self.name, sql, exc)
+        finally:
+            lease.release()
 
     def _permanent(self, exc: BaseException) -> bool:
         if isinstance(exc, (ExecutorConfigError, DSNError, TypeError, ValueError)):
