@@ -363,15 +363,17 @@ async def test_without_autocommit_pool_calls_commit_and_leases_do_not(tmp_path: 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_run_and_close_ends_every_thread(tmp_path: Path) -> None:
-    pool = make_pool(tmp_path, size=3)
+    pool = make_pool(tmp_path, size=3, name="closing-test")
     await pool.connect()
     path = await pool.run(lambda conn: conn.execute("PRAGMA database_list").fetchone()[2])
     assert path.endswith("t.db")
-    names = {t.name for t in threading.enumerate() if t.name.startswith(pool.name)}
-    assert len(names) == 3
+    ours = [t for t in threading.enumerate() if t.name.startswith("closing-test-")]
+    assert len(ours) == 3
     await pool.close()
-    assert pool.stats()["threads_alive"] == 0
-    assert not [t for t in threading.enumerate() if t.name.startswith(pool.name)]
+    assert pool.stats()["threads_alive"] == 0  # every connection closed in its thread
+    for thread in ours:
+        thread.join(1.0)  # (each returns right after closing its connection)
+        assert not thread.is_alive()
 
 
 @pytest.mark.gen_test(timeout=30)
