@@ -212,26 +212,28 @@ async def test_cap_holds_on_the_server_under_timeouts_and_cancels(backend: Backe
             peak = max(peak, admin(backend.count_ours)[0][0])
             time.sleep(0.01)
 
-    async with backend.pool(size=1, max_size=3, timeout=20) as pool:
-        sampler = loop.run_in_executor(None, sample)
-        rng = random.Random(7)
+    sampler = loop.run_in_executor(None, sample)
+    try:
+        async with backend.pool(size=1, max_size=3, timeout=20) as pool:
+            rng = random.Random(7)
 
-        async def worker(w: int) -> None:
-            for i in range(10):
-                call = pool.execute(backend.sleep.format(0.1 * rng.randint(1, 3)),
-                                    timeout=rng.choice([None, 0.15]))
-                if i % 3 == w % 3:
-                    loop.call_later(0.05, call.cancel)
-                try:
-                    await call
-                except (errors.CommandTimeout, errors.PoolTimeout, asyncio.CancelledError):
-                    pass  # (the timeout covers the wait for a connection too)
+            async def worker(w: int) -> None:
+                for i in range(10):
+                    call = pool.execute(backend.sleep.format(0.1 * rng.randint(1, 3)),
+                                        timeout=rng.choice([None, 0.15]))
+                    if i % 3 == w % 3:
+                        loop.call_later(0.05, call.cancel)
+                    try:
+                        await call
+                    except (errors.CommandTimeout, errors.PoolTimeout, asyncio.CancelledError):
+                        pass  # (the timeout covers the wait for a connection too)
 
-        await asyncio.gather(*[worker(w) for w in range(5)])
-        assert pool.stats()["calls_abandoned"] >= 10
-        await pool.execute("SELECT 1")
-    stop = True
-    await sampler
+            await asyncio.gather(*[worker(w) for w in range(5)])
+            assert pool.stats()["calls_abandoned"] >= 10
+            await pool.execute("SELECT 1")
+    finally:
+        stop = True  # (a sampler left running would keep the interpreter from exiting)
+        await sampler
     assert 1 <= peak <= 3
     deadline = time.monotonic() + 10
     while admin(backend.count_ours)[0][0]:
