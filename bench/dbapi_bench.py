@@ -21,11 +21,18 @@ Targets (issue 14): ``dbapi-mysqlclient`` >= 0.9x the q/s of
 ``mysqlclient-threads`` with FIFO fairness (max latency <= 3x the median).
 The first table is ``bench pool``'s (ratios to asyncmy); the second gives the
 ratios to the baseline and says whether the targets hold.
+
+``--sqlite`` then compares, in this process, the executor pool over sqlite3
+with the SQLite process proxy's awaitable face (``AsyncSQLiteProxy``, 2
+readers) on one file: ``SELECT 1`` from one and from 8 coroutines, and
+``bench sqlite``'s recursive CTE (~1 ms of CPU each) from 8 coroutines -- the
+figures behind docs/dbapi.md's "when to use which" (printed, not saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from typing import Any
@@ -135,6 +142,57 @@ def render(doc: dict[str, Any]) -> str:
 SUITE = Suite("dbapi", measure, render)
 
 
+async def _sqlite_round(path: str, calls: int) -> dict[str, tuple[float, float]]:
+    """(wall us, this process's CPU us) per call of each (contender, workload)."""
+    import sqlite3
+
+    from bench.sqlite_bench import QUERIES, timed_async
+    from tornpool.dbapi import AsyncSQLiteProxy, ExecutorPool
+
+    cte, cte_params = QUERIES["cte"]
+    out: dict[str, tuple[float, float]] = {}
+    async with ExecutorPool(sqlite3, path, size=8) as pool, \
+            AsyncSQLiteProxy(path, readers=2) as proxy:
+        for name, face in (("executor pool", pool), ("process proxy", proxy)):
+            await asyncio.gather(*[face.execute("SELECT 1") for _ in range(16)])  # warm
+            out[f"{name}|SELECT 1, 1 coroutine"] = await timed_async(
+                lambda: face.execute("SELECT 1"), calls, 1)
+            out[f"{name}|SELECT 1, 8 coroutines"] = await timed_async(
+                lambda: face.execute("SELECT 1"), calls, 8)
+            out[f"{name}|CTE ~1 ms, 8 coroutines"] = await timed_async(
+                lambda: face.execute(cte, cte_params), max(calls // 10, 80), 8)
+    return out
+
+
+def sqlite_comparison(rounds: int, calls: int) -> str:
+    """Run :func:`_sqlite_round` ``rounds`` times; the medians as Markdown."""
+    import os
+    import statistics
+    import tempfile
+
+    from bench.sqlite_bench import load, make_db
+
+    with tempfile.TemporaryDirectory(prefix="dbapi-bench-") as tmp:
+        path = os.path.join(tmp, "bench.db")
+        make_db(path)
+        before = load()
+        results = [asyncio.run(_sqlite_round(path, calls)) for _ in range(rounds)]
+        after = load()
+    rows = []
+    for key in results[0]:
+        name, workload = key.split("|")
+        wall = statistics.median(r[key][0] for r in results)
+        cpu = statistics.median(r[key][1] for r in results)
+        rows.append([workload, name, _stats.fmt(wall, ".1f"), _stats.fmt(1e6 / wall, ",.0f"),
+                     _stats.fmt(cpu, ".1f")])
+    rows.sort(key=lambda r: r[0])
+    head = (f"sqlite3 in this process: executor pool (8 connections) vs process proxy "
+            f"(2 readers), {rounds} rounds, medians; {before} -> {after}; CPU is this "
+            "process's only (the proxy's workers run elsewhere).")
+    return "\n".join([head, "", _stats.table(["workload", "contender", "wall us/call", "calls/s",
+                                                "CPU us/call"], rows, numeric_from=2)])
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "--child":
@@ -152,7 +210,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pools", default="", help=f"comma-separated subset of {','.join(POOLS)}")
     parser.add_argument("--scenarios", default="select1,rows20",
                         help=f"comma-separated subset of {','.join(SCENARIOS)} (default select1,rows20)")
-    run_suite(SUITE, parser, args)
+    parser.add_argument("--sqlite", action="store_true",
+                        help="then compare the executor pool over sqlite3 with the process proxy")
+    parser.add_argument("--sqlite-only", action="store_true", help="only that comparison")
+    parser.add_argument("--sqlite-calls", type=int, default=4000,
+                        help="SELECT 1 calls per round of the sqlite comparison (default 4000)")
+    opts, _ = parser.parse_known_args(args)
+    if not opts.sqlite_only:
+        run_suite(SUITE, parser, args)
+    if opts.sqlite or opts.sqlite_only:
+        print(sqlite_comparison(opts.runs, opts.sqlite_calls))
 
 
 if __name__ == "__main__":

@@ -140,10 +140,9 @@ class CallFuture(asyncio.Future[Any]):
     """The Future of one call on a bound connection.  Cancelling it, or its
     deadline passing, abandons the call (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop=loop)
-        self.conn: BoundConnection | None = None
-        self.timer: asyncio.TimerHandle | None = None
+    # (class defaults, not an __init__: one is made per call)
+    conn: BoundConnection | None = None
+    timer: asyncio.TimerHandle | None = None
 
     def start(self, conn: BoundConnection, timeout: float | None) -> None:
         """The call runs on ``conn`` now; give up after ``timeout`` seconds."""
@@ -286,7 +285,7 @@ class BoundConnection:
     def ping(self, *, timeout: float | None = None) -> asyncio.Future[Any]:
         """Check the connection with the driver's ping (nothing for an
         in-process database); resolves to None."""
-        fut = CallFuture(asyncio.get_running_loop())
+        fut = CallFuture(loop=asyncio.get_running_loop())
         ping = self.driver.ping
         if ping is None:
             fut.set_result(None)

@@ -42,10 +42,10 @@ class ExecutorConnection(Lease[BoundConnection]):
               sql: Any) -> CallFuture:
         engine = self.pool_engine
         if engine is None:
-            fut = CallFuture(asyncio.get_running_loop())
+            fut = CallFuture(loop=asyncio.get_running_loop())
             fut.set_exception(ConnectionReleased(0, "this connection was released to its pool"))
             return fut
-        fut = CallFuture(engine.bind())
+        fut = CallFuture(loop=engine.bind())
         self.connection.run(fut, fn, args, timeout, self, sql)
         return fut
 

@@ -336,7 +336,7 @@ class ExecutorPool:
         if not (rollback or reset or self._reset_hook is not None):
             return None
         b = self._binding
-        fut = CallFuture(b.loop or asyncio.get_running_loop())
+        fut = CallFuture(loop=b.loop or asyncio.get_running_loop())
         conn.run(fut, calls.recycle_raw, (self.driver, self.autocommit, rollback, reset, b.init_sql,
                                           b.initializer, self._reset_hook),
                  None, sql="ROLLBACK" if rollback else None)
@@ -373,7 +373,7 @@ class ExecutorPool:
                 timeout: float | None) -> CallFuture:
         engine = self._engine
         loop = engine.bind()
-        fut = CallFuture(loop)
+        fut = CallFuture(loop=loop)
         wait = engine.timeout if timeout is None else timeout
         engine.submit(_PooledCall(engine, fut, fn, args, sql, timeout, loop.time() + wait), wait, loop)
         return fut
