@@ -37,7 +37,6 @@ from typing import Any, Literal, overload
 from tornpool.errors import DSNError, PoolClosed
 from tornpool.pool import RETIRE, PERMANENT_CONNECT_ERRORS, PoolEngine, Slot
 from tornpool.pool.lease import where_acquired
-from tornpool.pool.stats import render_prometheus
 
 from . import _executor_calls as calls
 from ._executor_bound import Binding, BoundConnection, CallFuture
@@ -462,14 +461,6 @@ class ExecutorPool:
         out = self._engine.snapshot(reset)
         out.update(extra)
         return out
-
-    def prometheus(self, prefix: str = "tornpool") -> str:
-        """The engine's stats and histograms in the Prometheus text format."""
-        stats = self._engine.stats
-        return render_prometheus(self._engine.snapshot(), self.name, prefix, (
-            ("request_wait_seconds", "Seconds a request waited for a connection.", stats.wait),
-            ("connection_use_seconds", "Seconds a connection was in use per request.", stats.usage),
-        ))
 
     def errors(self) -> dict[str, int]:
         """Failed requests by exception class (a copy)."""
