@@ -94,6 +94,10 @@ setup(
             "selenium>=4.10",
             # the suite builds the docs site (tests/test_docs_build.py)
             *DOCS,
+            # tornpool.dbapi.ExecutorPool is tested over these drivers (mysqlclient
+            # builds against libmariadb: scripts/dev.sh installs libmariadb-dev)
+            "mysqlclient>=2.2",
+            "psycopg[binary]>=3.1",
         ],
         "docs": DOCS,
         "bench": [

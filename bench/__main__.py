@@ -11,6 +11,9 @@
   PyMySQL (prints its table; no results file);
 * ``sqlite``: the SQLite process proxy vs one process with threads
   (bench/sqlite_bench.py; prints its tables);
+* ``dbapi``: tornpool.dbapi.ExecutorPool over mysqlclient vs a bare
+  ThreadPoolExecutor over mysqlclient, tornpool's Pool and asyncmy's
+  (bench/dbapi_bench.py);
 * ``report``: the newest results as Markdown tables and PNG plots in docs/bench/;
 * ``all``: core, pool, codec and floor in both placements, then the report
   (``all --help``).
@@ -28,7 +31,7 @@ from pathlib import Path
 
 SUITES = {"core": "bench.core_bench", "pool": "bench.pool_bench", "codec": "bench.codec_bench",
           "floor": "bench.floor", "reader": "bench.reader_bench", "sqlite": "bench.sqlite_bench",
-          "report": "bench.report"}
+          "dbapi": "bench.dbapi_bench", "report": "bench.report"}
 ALL = ("core", "pool", "codec", "floor")
 
 

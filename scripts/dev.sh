@@ -13,10 +13,11 @@
 # Set-up is idempotent and quick when nothing changed: a virtualenv in .venv,
 # the package (editable, C codec built in place) with its test extras, --
 # when no server is given by TORNPOOL_TEST_DSN and no mariadbd is installed --
-# Debian's mariadb-server package (the tests and the demo start throwaway
-# servers from it; nothing is configured system-wide), and for `setup` and
-# `test`, when missing, Debian's chromium and chromium-driver (the dashboard's
-# browser test; it skips, saying why, where they cannot be installed).
+# Debian's mariadb-server package, and likewise postgresql unless
+# TORNPOOL_TEST_PG_DSN is set (the tests and the demo start throwaway servers
+# from them; nothing is configured system-wide), and for `setup` and `test`,
+# when missing, Debian's chromium and chromium-driver (the dashboard's browser
+# test; it skips, saying why, where they cannot be installed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,11 +43,23 @@ have_mariadbd() {
         [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || [ -x /usr/libexec/mariadbd ]
 }
 
+have_postgres() {
+    [ -n "${TORNPOOL_PG_BINDIR:-}" ] && [ -x "$TORNPOOL_PG_BINDIR/initdb" ] && return 0
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
 ensure_server() {
     if [ -n "${TORNPOOL_TEST_DSN:-}" ]; then
         log "using the server at TORNPOOL_TEST_DSN"
     elif ! have_mariadbd; then
         apt_install mariadb-server
+    fi
+    # the executor pool's psycopg tests start throwaway PostgreSQL servers
+    # (tornpool.testing.PostgresServer) from Debian's binaries
+    if [ -n "${TORNPOOL_TEST_PG_DSN:-}" ]; then
+        log "using the PostgreSQL server at TORNPOOL_TEST_PG_DSN"
+    elif ! have_postgres; then
+        apt_install postgresql
     fi
 }
 
@@ -85,8 +98,9 @@ install_package() {
         "$PY" -m pip install -q --upgrade pip >/dev/null
         # >=77 reads PEP 639 licence fields (mysqlclient 2.3); <82: see setup.py.
         "$PY" -m pip install -q "setuptools>=77,<82" wheel
-        if [[ "$extras" == *bench* ]]; then
-            # mysqlclient (a peer in the benchmarks) builds against libmariadb.
+        if [[ "$extras" == *bench* || "$extras" == *test* ]]; then
+            # mysqlclient (tested under tornpool.dbapi, a peer in the benchmarks)
+            # builds against libmariadb.
             pkg-config --exists libmariadb 2>/dev/null || apt_install libmariadb-dev pkg-config
         fi
         TORNPOOL_BUILD_EXT=0 "$PY" -m pip install -q --no-build-isolation -e ".[$extras]"

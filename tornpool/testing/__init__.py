@@ -12,8 +12,12 @@ Everything here is meant to be reused in *your* test suite as well as ours:
 * :class:`ReplicationCluster` starts a primary and read-only replicas
   (real GTID replication over loopback, each a :class:`MariaDBServer`) and
   kills, promotes, demotes and delays them on demand.
-* :func:`test_dsn` and the pytest fixtures ``mariadb_dsn``,
-  ``throwaway_mariadb``, ``tls_mariadb`` and ``mariadb_replication``
+* :class:`PostgresServer` starts a private PostgreSQL the same way (Debian's
+  ``initdb`` and ``postgres``, trust authentication, database ``test``), for
+  the tests of :class:`tornpool.dbapi.ExecutorPool` over psycopg.
+* :func:`test_dsn`, :func:`postgres_test_dsn` and the pytest fixtures
+  ``mariadb_dsn``, ``throwaway_mariadb``, ``tls_mariadb``,
+  ``mariadb_replication``, ``postgres_dsn`` and ``throwaway_postgres``
   (enable them with ``pytest_plugins = ["tornpool.testing"]`` in your
   top-level ``conftest.py``).
 
@@ -37,6 +41,14 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Iterator, TypeVar, cast
 
+from .postgres import (
+    PG_TEST_DSN_ENV,
+    PostgresNotFound,
+    PostgresServer,
+    PostgresStartError,
+    find_pg_bindir,
+    postgres_test_dsn,
+)
 from .proxy import FaultProxy
 from .replica_status import ReplicaStatus, ReplicationError, ReplicationTimeout
 from .replication import ADMIN_USER, REPLICATION_USER, ReplicationCluster
@@ -66,6 +78,12 @@ __all__ = [
     "test_dsn",
     "TEST_DSN_ENV",
     "INSTALL_HINT",
+    "PostgresServer",
+    "PostgresNotFound",
+    "PostgresStartError",
+    "find_pg_bindir",
+    "postgres_test_dsn",
+    "PG_TEST_DSN_ENV",
 ]
 
 
@@ -114,4 +132,17 @@ if _pytest is not None:
         with ReplicationCluster(replicas=getattr(request, "param", 1)) as cluster:
             yield cluster
 
-    __all__ += ["mariadb_dsn", "throwaway_mariadb", "tls_mariadb", "mariadb_replication"]
+    @_fixture(scope="session")
+    def postgres_dsn() -> str:
+        """Session-wide libpq connection string: ``$TORNPOOL_TEST_PG_DSN`` or
+        a throwaway :class:`PostgresServer` (never stop it in a test)."""
+        return postgres_test_dsn()
+
+    @_fixture()
+    def throwaway_postgres() -> Iterator[PostgresServer]:
+        """A fresh :class:`PostgresServer` for this test only (stop it freely)."""
+        with PostgresServer() as srv:
+            yield srv
+
+    __all__ += ["mariadb_dsn", "throwaway_mariadb", "tls_mariadb", "mariadb_replication",
+                "postgres_dsn", "throwaway_postgres"]
