@@ -157,7 +157,6 @@ class Pool:
                  params: Mapping[str, Any] | None = None, *, min_size: int = 0,
                  **options: Any) -> None:
         self.params: dict[str, Any] = dict(params or {})
-        self.wait_timeout = wait_timeout
         options.setdefault("max_lifetime", None)
         options.setdefault("max_idle", None)
         options.setdefault("check_idle", None)
@@ -170,6 +169,16 @@ class Pool:
             **options,
         )
         self._entries: dict[int, weakref.ref[_Entry]] = {}
+
+    @property
+    def wait_timeout(self) -> float | None:
+        """Seconds one :meth:`get_conn` may take (None: no limit); settable."""
+        timeout = self.engine.timeout
+        return None if timeout == float("inf") else timeout
+
+    @wait_timeout.setter
+    def wait_timeout(self, value: float | None) -> None:
+        self.engine.timeout = value if value else float("inf")
 
     # -- what a subclass provides ----------------------------------------------------
 

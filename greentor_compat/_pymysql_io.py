@@ -112,7 +112,14 @@ def in_transaction(conn: Any) -> bool:
 
 
 def force_close(conn: Any) -> None:
-    """Drop ``conn``'s socket at once, without ``COM_QUIT``."""
+    """Drop ``conn``'s socket at once, without ``COM_QUIT``.  A streaming
+    result it was reading is marked finished first, so that the cursor's and
+    the result's finalizers (PyMySQL reads the rest of the result there) do
+    no I/O on the dropped socket: their stream just ends."""
+    result = getattr(conn, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+        result.has_next = False
     if conn._sock is not None:
         conn._force_close()
 
