@@ -272,8 +272,9 @@ class AsyncSocket(GreenSocket):
     # -- the rest of the socket API PyMySQL or greentor code may touch ----------------
 
     def fileno(self) -> int:
+        """The transport's file descriptor; -1 once closed (as a closed socket's)."""
         raw = self.wire.socket_info("socket")
-        return -1 if raw is None else int(raw.fileno())
+        return -1 if raw is None or self.wire.closed else int(raw.fileno())
 
     def set_nodelay(self, flag: bool) -> None:
         raw = self.wire.socket_info("socket")
@@ -296,7 +297,14 @@ class AsyncSocket(GreenSocket):
 
     @property
     def closed(self) -> bool:
-        """True once the transport is gone or closing."""
+        """True once the transport is gone or closing (also what a closed
+        ``makefile()`` object says: PyMySQL's ``_rfile`` is this socket)."""
+        return self.wire.closed
+
+    @property
+    def _closed(self) -> bool:
+        # socket.socket's own flag, which code that checks a socket was
+        # closed (PyMySQL's test suite among it) reads.
         return self.wire.closed
 
     def __repr__(self) -> str:
