@@ -202,9 +202,14 @@ class Pool:
         return False
 
     def conn_in_transaction(self, conn: Any) -> bool:
-        """Whether ``conn`` holds an open transaction (then it is rolled
-        back, with a warning, when given back)."""
+        """Whether ``conn`` holds an open transaction with changes (then it is
+        rolled back, with a warning, when given back)."""
         return False
+
+    def conn_needs_rollback(self, conn: Any) -> bool:
+        """Whether ``conn`` must be rolled back when given back, even quietly
+        (default: when :meth:`conn_in_transaction`)."""
+        return self.conn_in_transaction(conn)
 
     def conn_unread(self, conn: Any) -> bool:
         """Whether ``conn`` holds an unfinished result (then it is closed)."""
@@ -261,9 +266,9 @@ class Pool:
         return forget
 
     def _recycle(self, entry: _Entry, slot: Slot[_Entry], quiet: bool) -> Any:
-        if not entry.in_transaction:
+        if not self.conn_needs_rollback(entry.raw):
             return None
-        if not quiet:
+        if entry.in_transaction and not quiet:
             log.warning("%s: a connection came back inside a transaction; rolling it back. "
                         "It was taken at:\n%s", self.engine.name, where_acquired(slot.site))
         return entry.rollback(timeout=self.engine.check_timeout)

@@ -174,8 +174,15 @@ def _wait_suspendable(glet: Suspendable, awaitable: Awaitable[T]) -> T:
             fut.remove_done_callback(wake)
             if own:
                 fut.cancel()
+            else:  # nobody waits for it now: its outcome is ours to consume
+                fut.add_done_callback(_consume)
             raise
     return fut.result()  # type: ignore[no-any-return]
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _wait_interruptible(state: _Interrupts, awaitable: Awaitable[T]) -> T:

@@ -129,7 +129,9 @@ class ConnectionPool(_pool.Pool):
     is given back, that object refuses every command with
     :class:`~tornpool.errors.ConnectionReleased` (rows already fetched stay
     readable) until the pool lends it again.  A connection given back inside
-    a transaction is rolled back (and logged), one given back mid-query or
+    a transaction is rolled back (and logged if it held changes; without
+    ``autocommit`` every return is rolled back, since a plain ``SELECT``
+    opens a transaction the server does not report), one given back mid-query or
     with an unfinished ``SSCursor`` result is closed, and one closed while
     the server still ran its statement is ``KILL``\\ ed from another
     connection and counted against ``max_size`` until the server let go.
@@ -161,6 +163,12 @@ class ConnectionPool(_pool.Pool):
 
     def conn_in_transaction(self, conn: Any) -> bool:
         return _pymysql_io.in_transaction(conn)
+
+    def conn_needs_rollback(self, conn: Any) -> bool:
+        # Without autocommit a plain SELECT opens a transaction the server
+        # does not flag (SERVER_STATUS_IN_TRANS stays off on MariaDB): its
+        # snapshot and metadata locks would outlive the lease.
+        return _pymysql_io.in_transaction(conn) or not conn.get_autocommit()
 
     def conn_unread(self, conn: Any) -> bool:
         return _pymysql_io.has_unread_result(conn)

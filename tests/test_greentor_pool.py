@@ -45,8 +45,8 @@ def params(srv: MariaDBServer, **kw: Any) -> dict[str, Any]:
 
 
 def server_side(srv: MariaDBServer, sql: str, args: Any = None) -> Any:
-    """Run one statement on a blocking root connection of our own."""
-    conn = pymysql.connect(**srv.connect_kwargs())
+    """Run one statement on a blocking root connection of our own (autocommit)."""
+    conn = pymysql.connect(**srv.connect_kwargs(autocommit=True))
     try:
         with conn.cursor() as cur:
             cur.execute(sql, args)
@@ -379,3 +379,38 @@ async def test_the_generic_pool_with_a_subclass(caplog: pytest.LogCaptureFixture
 def test_the_generic_pool_must_be_told_how_to_connect() -> None:
     with pytest.raises(NotImplementedError):
         green.Pool().create_raw_conn()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_without_autocommit_a_lease_never_sees_the_last_ones_snapshot(server: MariaDBServer) -> None:
+    # A plain SELECT without autocommit opens a transaction MariaDB does not
+    # flag; kept open, the next lease would read a stale snapshot.
+    pool = mysql.ConnectionPool(max_size=1, mysql_params=params(server, autocommit=False))
+
+    def count_rows() -> int:
+        conn = pool.get_conn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM ledger WHERE id >= 100")
+                return int(cur.fetchone()[0])
+        finally:
+            pool.release(conn)
+
+    before = await green.spawn(count_rows)
+    server_side(server, "INSERT INTO test.ledger VALUES (100, 'committed')")
+    try:
+        assert await green.spawn(count_rows) == before + 1
+        # ... and it holds no transaction, so no metadata lock, between leases
+        # (the rollback runs on the loop after release(): idle again once done)
+        while pool.size == 0:
+            await asyncio.sleep(0.005)
+        assert not server_side(server, "SELECT trx_mysql_thread_id FROM information_schema.innodb_trx")
+        locker = pymysql.connect(**server.connect_kwargs(autocommit=True))
+        with locker.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 2")
+            cur.execute("LOCK TABLES test.ledger WRITE")  # would wait for a lease's lock
+            cur.execute("UNLOCK TABLES")
+        locker.close()
+    finally:
+        server_side(server, "DELETE FROM test.ledger WHERE id = 100")
+        await green.spawn(pool.quit)

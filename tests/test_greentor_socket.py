@@ -22,19 +22,26 @@ class Peer:
         self.port = 0
         self.server: asyncio.base_events.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.done = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
-        if self.mode == "echo":
-            while data := await reader.read(65536):
-                writer.write(data)
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.append(task)
+        try:
+            if self.mode == "echo":
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            elif self.mode == "hello-and-close":
+                writer.write(b"hello")
                 await writer.drain()
-        elif self.mode == "hello-and-close":
-            writer.write(b"hello")
-            await writer.drain()
-        else:  # "mute": neither reads nor writes
-            await asyncio.sleep(30)
-            return
+            else:  # "mute": neither reads nor writes until the peer is stopped
+                await self.done.wait()
+        except ConnectionError:
+            pass
         writer.close()
 
     async def __aenter__(self) -> Peer:
@@ -43,8 +50,10 @@ class Peer:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        self.done.set()
         for writer in self.writers:
             writer.transport.abort()
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 5)
         assert self.server is not None
         self.server.close()
         await self.server.wait_closed()
