@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 
 import greenlet
 from tornado import gen
+from tornado.concurrent import is_future
 from tornpool.errors import GreenletRequired
 
 from greentor_compat import _waiting
@@ -178,7 +179,7 @@ def synclize(fn: Callable[..., Any]) -> Callable[..., Any]:
                 0, "%s is synclized: call it from a green task, not from the event loop's greenlet"
                 % getattr(fn, "__name__", fn))
         result = call(*args, **kwargs)
-        if inspect.isawaitable(result) or gen.is_future(result):
+        if inspect.isawaitable(result) or is_future(result):
             return _waiting.wait(result)
         return result
 
