@@ -53,6 +53,25 @@ def _block(fut: asyncio.Future[Any], timeout: float | None) -> Any:
             handle.cancel()
 
 
+def _wait_turn(waiters: collections.deque[asyncio.Future[Any]], timeout: float | None, what: str,
+               give_back: Any) -> bool:
+    """Queue for a lock or permit and wait for it to be handed over.
+
+    :returns: True once handed over; False if ``timeout`` passed first.
+    """
+    fut = _new_waiter(what)
+    waiters.append(fut)
+    try:
+        got = _block(fut, timeout)
+    except BaseException:
+        if fut.done() and not fut.cancelled() and fut.result() is True:
+            give_back()  # handed to us just as we were interrupted
+        else:
+            fut.cancel()
+        raise
+    return got is True
+
+
 def _wake_first(waiters: collections.deque[asyncio.Future[Any]], value: Any) -> bool:
     """Resolve the oldest waiter still waiting; False if there is none."""
     while waiters:
@@ -110,62 +129,9 @@ class Event:
         return True
 
 
-class Lock:
-    """A mutual-exclusion lock for green tasks (``threading.Lock``'s API).
-    A release hands the lock straight to the oldest waiter."""
-
-    def __init__(self) -> None:
-        self._locked = False
-        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
-
-    def locked(self) -> bool:
-        return self._locked
-
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        """Take the lock.
-
-        :returns: True once taken; False if ``blocking`` is false and it is
-            held, or ``timeout`` seconds passed first.
-        :raises GreenletRequired: it would block outside a green task.
-        """
-        if not self._locked and not any(not f.done() for f in self._waiters):
-            self._locked = True
-            return True
-        if not blocking:
-            return False
-        fut = _new_waiter("Lock.acquire()")
-        self._waiters.append(fut)
-        try:
-            got = _block(fut, None if timeout is None or timeout < 0 else timeout)
-        except BaseException:
-            if fut.done() and not fut.cancelled() and fut.result() is True:
-                self.release()  # handed to us just as we were interrupted
-            else:
-                fut.cancel()
-            raise
-        return got is True
-
-    def release(self) -> None:
-        """Give the lock back (to the oldest waiter, if any).
-
-        :raises RuntimeError: the lock is not held.
-        """
-        if not self._locked:
-            raise RuntimeError("release of an unlocked Lock")
-        if not _wake_first(self._waiters, True):
-            self._locked = False
-
-    def __enter__(self) -> Lock:
-        self.acquire()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.release()
-
-
 class Semaphore:
-    """A counter green tasks wait on (``threading.Semaphore``'s API)."""
+    """A counter green tasks wait on (``threading.Semaphore``'s API); a
+    release hands the permit straight to the oldest waiter."""
 
     def __init__(self, value: int = 1) -> None:
         if value < 0:
@@ -182,7 +148,7 @@ class Semaphore:
         """Take one permit.
 
         :returns: True once taken; False if ``blocking`` is false and none is
-            free, or ``timeout`` seconds passed first.
+            free, or ``timeout`` seconds (None or negative: no limit) passed first.
         :raises GreenletRequired: it would block outside a green task.
         """
         if self._value > 0 and not any(not f.done() for f in self._waiters):
@@ -190,17 +156,8 @@ class Semaphore:
             return True
         if not blocking:
             return False
-        fut = _new_waiter("Semaphore.acquire()")
-        self._waiters.append(fut)
-        try:
-            got = _block(fut, timeout)
-        except BaseException:
-            if fut.done() and not fut.cancelled() and fut.result() is True:
-                self.release()
-            else:
-                fut.cancel()
-            raise
-        return got is True
+        return _wait_turn(self._waiters, None if timeout is None or timeout < 0 else timeout,
+                          "%s.acquire()" % type(self).__name__, self.release)
 
     def release(self, n: int = 1) -> None:
         """Give back ``n`` permits, to the oldest waiters first."""
@@ -215,6 +172,26 @@ class Semaphore:
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+class Lock(Semaphore):
+    """A mutual-exclusion lock for green tasks (``threading.Lock``'s API):
+    one permit, handed straight to the oldest waiter on release."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def locked(self) -> bool:
+        return self._value == 0
+
+    def release(self, n: int = 1) -> None:
+        """Give the lock back (to the oldest waiter, if any).
+
+        :raises RuntimeError: the lock is not held.
+        """
+        if self._value:
+            raise RuntimeError("release of an unlocked Lock")
+        super().release()
 
 
 class Queue(Generic[T]):
@@ -247,20 +224,7 @@ class Queue(Generic[T]):
             seconds passed first.
         :raises GreenletRequired: it would block outside a green task.
         """
-        while self.full():
-            if not block:
-                raise _queue.Full
-            fut = _new_waiter("Queue.put()")
-            self._putters.append(fut)
-            try:
-                got = _block(fut, timeout)
-            except BaseException:
-                fut.cancel()
-                if not self.full():
-                    _wake_first(self._putters, True)  # pass the room on
-                raise
-            if got is _EXPIRED:
-                raise _queue.Full
+        self._wait_while(self.full, self._putters, block, timeout, _queue.Full, "Queue.put()")
         self.put_nowait(item)
 
     def put_nowait(self, item: T) -> None:
@@ -279,21 +243,28 @@ class Queue(Generic[T]):
             ``timeout`` seconds passed first.
         :raises GreenletRequired: it would block outside a green task.
         """
-        while not self._items:
+        self._wait_while(self.empty, self._getters, block, timeout, _queue.Empty, "Queue.get()")
+        return self.get_nowait()
+
+    @staticmethod
+    def _wait_while(blocked: Any, waiters: collections.deque[asyncio.Future[Any]], block: bool,
+                    timeout: float | None, error: type[Exception], what: str) -> None:
+        """Wait in ``waiters`` while ``blocked()``; ``error`` when not
+        blocking or after ``timeout``."""
+        while blocked():
             if not block:
-                raise _queue.Empty
-            fut = _new_waiter("Queue.get()")
-            self._getters.append(fut)
+                raise error
+            fut = _new_waiter(what)
+            waiters.append(fut)
             try:
                 got = _block(fut, timeout)
             except BaseException:
                 fut.cancel()
-                if self._items:
-                    _wake_first(self._getters, True)  # pass the item on
+                if not blocked():
+                    _wake_first(waiters, True)  # pass the room or the item on
                 raise
             if got is _EXPIRED:
-                raise _queue.Empty
-        return self.get_nowait()
+                raise error
 
     def get_nowait(self) -> T:
         """:raises queue.Empty: the queue is empty."""

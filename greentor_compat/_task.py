@@ -89,7 +89,7 @@ class GreenTask(_waiting.Suspendable):
 
     def start(self) -> None:
         """Switch into the task: it runs until it first waits (or ends)."""
-        if self._future is None and _loop_runs():
+        if self._future is None and _waiting.loop_runs():
             self._future = asyncio.get_running_loop().create_future()
         _waiting.resume(self)
 
@@ -99,7 +99,7 @@ class GreenTask(_waiting.Suspendable):
         else a :class:`concurrent.futures.Future`."""
         fut = self._future
         if fut is None:
-            if _loop_runs():
+            if _waiting.loop_runs():
                 fut = asyncio.get_running_loop().create_future()
             else:
                 fut = concurrent.futures.Future()
@@ -121,14 +121,6 @@ class GreenTask(_waiting.Suspendable):
         return "<greenlet %s of %s at %s>" % (name, getattr(run, "__module__", "?"), hex(id(self)))
 
     __repr__ = __str__
-
-
-def _loop_runs() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _settle(fut: asyncio.Future[Any] | concurrent.futures.Future[Any], outcome: tuple[bool, Any]) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "can_wait",
     "wait",
     "running_loop",
+    "loop_runs",
     "resume",
     "throw",
     "interrupt",
@@ -74,12 +75,12 @@ class _Interrupts:
     """Per tornpool-spawned greenlet with an armed Timeout: its current wait
     goes through ``current``, a Future an interrupt can fail."""
 
-    __slots__ = ("armed", "current", "pending")
+    __slots__ = ("armed", "current", "_pending")
 
     def __init__(self) -> None:
         self.armed = 0
         self.current: asyncio.Future[Any] | None = None
-        self.pending: BaseException | None = None
+        self._pending: BaseException | None = None
 
 
 _interrupts: weakref.WeakKeyDictionary[greenlet.greenlet, _Interrupts] = weakref.WeakKeyDictionary()
@@ -96,7 +97,8 @@ def running_loop() -> asyncio.AbstractEventLoop:
         raise GreenletRequired(0, _NOT_HERE) from None
 
 
-def _loop_runs() -> bool:
+def loop_runs() -> bool:
+    """True when an event loop runs in this thread."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -110,7 +112,7 @@ def can_wait() -> bool:
     greenlet started by :func:`tornpool.green.spawn`."""
     if in_greenlet():
         return True
-    return isinstance(greenlet.getcurrent(), Suspendable) and _loop_runs()
+    return isinstance(greenlet.getcurrent(), Suspendable) and loop_runs()
 
 
 def close_awaitable(awaitable: Any) -> None:
@@ -145,13 +147,18 @@ def wait(awaitable: Awaitable[T]) -> T:
     raise GreenletRequired(0, _NOT_HERE)
 
 
-def _wait_suspendable(glet: Suspendable, awaitable: Awaitable[T]) -> T:
-    pending = glet._pending
+def _raise_pending(holder: Suspendable | _Interrupts, awaitable: Any) -> None:
+    """Raise an interrupt that came while ``holder``'s greenlet was not waiting."""
+    pending = holder._pending
     if pending is not None:
-        glet._pending = None
+        holder._pending = None
         close_awaitable(awaitable)
         raise pending
-    if not _loop_runs():
+
+
+def _wait_suspendable(glet: Suspendable, awaitable: Awaitable[T]) -> T:
+    _raise_pending(glet, awaitable)
+    if not loop_runs():
         close_awaitable(awaitable)
         raise GreenletRequired(0, _NOT_HERE)
     fut = convert_yielded(awaitable)
@@ -186,11 +193,7 @@ def _consume(fut: asyncio.Future[Any]) -> None:
 
 
 def _wait_interruptible(state: _Interrupts, awaitable: Awaitable[T]) -> T:
-    pending = state.pending
-    if pending is not None:
-        state.pending = None
-        close_awaitable(awaitable)
-        raise pending
+    _raise_pending(state, awaitable)
     loop = running_loop()
     inner = convert_yielded(awaitable)
     own = inner is not awaitable
@@ -254,7 +257,7 @@ def interrupt(glet: greenlet.greenlet, exc: BaseException) -> None:
     if current is not None and not current.done():
         current.set_exception(exc)
     else:
-        state.pending = exc
+        state._pending = exc
 
 
 def arm(glet: greenlet.greenlet) -> None:
