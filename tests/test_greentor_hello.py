@@ -62,10 +62,16 @@ def waiting_in_server(conn: Any) -> int:
 
 def drive(hello: str) -> dict[str, Any]:
     """Inside the private namespace: server, hello.py, requests.  Returns what happened."""
+    import signal
+
     import pymysql
 
     from tornpool.testing import MariaDBServer
 
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit("terminated")  # so that the server and hello.py are stopped below
+
+    signal.signal(signal.SIGTERM, stop)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     out: dict[str, Any] = {}
     with MariaDBServer(extra_args=["--port=3306"]) as srv:
@@ -128,10 +134,17 @@ def test_greentors_hello_runs_with_only_the_import_changed(tmp_path: Path) -> No
     hello.write_text(changed)
     code = ("import json, sys; sys.path.insert(0, %r); import test_greentor_hello as t; "
             "print('RESULT ' + json.dumps(t.drive(%r)))" % (str(Path(__file__).parent), str(hello)))
-    run = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, cwd=ROOT)
-    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    # unshare execs the driver, so a SIGTERM on timeout reaches it and it cleans up
+    proc = subprocess.Popen(["unshare", "-n", sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=30)
+        pytest.fail("greentor's hello.py did not finish in 120 s:\n" + stdout[-3000:] + stderr[-3000:])
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, stdout[-3000:] + stderr[-3000:]
     got = json.loads(lines[-1][len("RESULT "):])
     assert got["own"] == [200, "<p>Hello</p><p>greentor on Python 3</p>"], got["app_output"]
     status, text = got["pool"]
