@@ -27,7 +27,7 @@ from typing import Any
 
 from tornpool import green as tgreen
 from tornpool.errors import ConnectionReleased, ForeignConnection, GreenletRequired
-from tornpool.pool import PoolEngine
+from tornpool.pool import RETIRE, PoolEngine
 from tornpool.pool.lease import Lease, Slot, capture_site, where_acquired
 
 from greentor_compat import _waiting
@@ -266,6 +266,9 @@ class Pool:
         return forget
 
     def _recycle(self, entry: _Entry, slot: Slot[_Entry], quiet: bool) -> Any:
+        if entry.has_unread_result:
+            entry.terminate()  # an unfinished result cannot be skipped cheaply
+            return RETIRE
         if not self.conn_needs_rollback(entry.raw):
             return None
         if entry.in_transaction and not quiet:
