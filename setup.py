@@ -71,8 +71,8 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["tornpool", "tornpool.*"]),
-    package_data={"tornpool": ["py.typed"],
+    packages=find_packages(include=["tornpool", "tornpool.*", "greentor_compat", "greentor_compat.*"]),
+    package_data={"tornpool": ["py.typed"], "greentor_compat": ["py.typed"],
                   "tornpool.codec": ["_speedups.pyi", "_speedups.c", "_*.h"]},
     install_requires=[
         "tornado>=6.5",

@@ -8,13 +8,14 @@
 This package is the only place in tornpool that imports :mod:`greenlet`.
 """
 
-from tornpool.green.socket import GreenSocket, TLSContextProxy
+from tornpool.green.socket import GreenSocket, TLSContextProxy, Waits
 from tornpool.green.worker import GreenWorker, await_, current_worker, in_greenlet, spawn
 
 __all__ = [
     "GreenWorker",
     "GreenSocket",
     "TLSContextProxy",
+    "Waits",
     "spawn",
     "await_",
     "in_greenlet",

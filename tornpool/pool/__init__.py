@@ -15,7 +15,7 @@
 """
 
 from tornpool.pool.connection import PoolConnection
-from tornpool.pool.engine import RETIRE, PoolEngine
+from tornpool.pool.engine import RETIRE, LeaseWaiter, PoolEngine
 from tornpool.pool.events import EVENT_KINDS, PoolEvent
 from tornpool.pool.lease import Lease, Poolable, Slot
 from tornpool.pool.mysql import PERMANENT_CONNECT_ERRORS, Pool
@@ -26,6 +26,7 @@ __all__ = [
     "Pool",
     "PoolConnection",
     "PoolEngine",
+    "LeaseWaiter",
     "Lease",
     "Poolable",
     "Slot",

@@ -48,7 +48,7 @@ from tornpool.pool.stats import BUCKETS, PoolStats
 from tornpool.pool.views import EngineViews
 from tornpool.pool.waiters import WaitQueue
 
-__all__ = ["PoolEngine", "RETIRE", "check_sizes"]
+__all__ = ["PoolEngine", "LeaseWaiter", "RETIRE", "check_sizes"]
 
 log = logging.getLogger("tornpool.pool")
 
@@ -72,8 +72,11 @@ def check_sizes(min_size: int, max_size: int) -> None:
         raise ValueError("max_size must be >= 1 and >= size")
 
 
-class _Acquire:
-    """A waiter for a lease: served through a Future."""
+class LeaseWaiter:
+    """A waiter for a lease, served through ``future`` (what :meth:`PoolEngine.acquire`
+    queues; a pool with its own way of waiting -- a greenlet, say -- may
+    :meth:`PoolEngine.submit` one and wait on the Future its own way).
+    ``site`` is where the lease was asked for (see :func:`~tornpool.pool.lease.capture_site`)."""
 
     __slots__ = ("engine", "future", "site", "queued_at")
 
@@ -323,7 +326,7 @@ class PoolEngine(EngineViews[C]):
         loop = self.bind()
         site = capture_site() if self.capture_sites else None
         fut: asyncio.Future[Lease[C]] = loop.create_future()
-        waiter = _Acquire(self, fut, site)
+        waiter = LeaseWaiter(self, fut, site)
         if priority:
             self._priority.add(waiter)
         try:
