@@ -196,6 +196,27 @@ async def test_calls_overlap_up_to_the_cap_and_no_further(tmp_path: Path) -> Non
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_observing_matches_the_mysql_pool(tmp_path: Path) -> None:
+    """Prometheus text, histograms, listeners and drain: the same surface as
+    tornpool.Pool (both stand on PoolFacade)."""
+    events: list[str] = []
+    async with make_pool(tmp_path, size=1, max_size=2, name="obs") as pool:
+        pool.add_listener(lambda event: events.append(event.kind))
+        before = pool.histograms()
+        for _ in range(3):
+            await pool.execute("SELECT 1")
+        text = pool.prometheus(prefix="app")
+        assert 'app_requests_num_total{pool="obs"} 3' in text
+        assert 'app_pool_max{pool="obs"} 2' in text
+        assert 'app_request_wait_seconds_count{pool="obs"} 3' in text
+        assert pool.histograms()["wait"].since(before["wait"]).count == 3
+        old = await cid(pool)
+        await pool.drain()  # replaces the connection: a new one serves next
+        assert await cid(pool) != old
+        assert events.count("connect") >= 1 and "closed" in events
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_timed_out_call_keeps_its_connection_until_the_thread_returns(tmp_path: Path) -> None:
     async with make_pool(tmp_path, size=1, max_size=1) as pool:
         first = await cid(pool)

@@ -36,6 +36,7 @@ from typing import Any, Literal, overload
 
 from tornpool.errors import DSNError, PoolClosed
 from tornpool.pool import RETIRE, PERMANENT_CONNECT_ERRORS, PoolEngine, Slot
+from tornpool.pool.facade import PoolFacade
 from tornpool.pool.lease import where_acquired
 
 from . import _executor_calls as calls
@@ -111,7 +112,7 @@ class _PooledCall:
         self.future.settle(value, exc)
 
 
-class ExecutorPool:
+class ExecutorPool(PoolFacade[BoundConnection]):
     """A pool of DB-API connections, each bound to its own thread; see the
     module docstring.  Constructing it touches no event loop and starts no
     thread; it binds to the loop on which it is first used.
@@ -186,7 +187,7 @@ class ExecutorPool:
         self.begin_sql = begin_sql or self.driver.begin_sql
         self._reset_hook = reset
         connect, cargs, ckwargs = self.module.connect, args, dict(kwargs or {})
-        self._engine: PoolEngine[BoundConnection] = PoolEngine(
+        PoolFacade.__init__(self, PoolEngine(
             self._open,
             min_size=size,
             max_size=max_size,
@@ -207,47 +208,18 @@ class ExecutorPool:
             lease_factory=ExecutorConnection,
             owner=self,
             name=name or "dbapi-%s-%x" % (self.module.__name__, id(self)),
-        )
-        self._binding = Binding(self._engine.name, self.driver, lambda: connect(*cargs, **ckwargs),
+        ))
+        self._binding = Binding(self.engine.name, self.driver, lambda: connect(*cargs, **ckwargs),
                                 self.autocommit, init_sql, initializer, self.begin_sql,
-                                self._engine.max_size)
+                                self.engine.max_size)
         self._binding.kill = self._kill
 
     # -- properties -----------------------------------------------------------------
 
     @property
-    def name(self) -> str:
-        return self._engine.name
-
-    @property
     def paramstyle(self) -> str:
         """The driver's placeholder style (``qmark``, ``format``, ``pyformat``...)."""
         return str(self.module.paramstyle)
-
-    @property
-    def size(self) -> int:
-        return self._engine.min_size
-
-    @property
-    def max_size(self) -> int:
-        return self._engine.max_size
-
-    @property
-    def timeout(self) -> float:
-        return self._engine.timeout
-
-    @property
-    def closed(self) -> bool:
-        return self._engine.closed
-
-    @property
-    def engine(self) -> PoolEngine[BoundConnection]:
-        """The driver-independent engine (for introspection)."""
-        return self._engine
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._engine.loop
 
     # -- connections --------------------------------------------------------------------
 
@@ -272,7 +244,7 @@ class ExecutorPool:
             threading.Thread(target=self._kill_aside, args=(sql,), daemon=True,
                              name="%s-kill" % self.name).start()
         elif self.max_size > 1:
-            self._engine.fleet.spawn(self._kill_pooled(target, sql))
+            self.engine.fleet.spawn(self._kill_pooled(target, sql))
 
     def _kill_aside(self, sql: str) -> None:
         """(helper thread) ``sql`` on a connection opened for it alone."""
@@ -291,7 +263,7 @@ class ExecutorPool:
 
     async def _kill_pooled(self, target: BoundConnection, sql: str) -> None:
         try:
-            lease = await self._engine.acquire(self._engine.check_timeout, priority=True)
+            lease = await self.engine.acquire(self.engine.check_timeout, priority=True)
         except Exception as exc:  # noqa: BLE001
             log.debug("%s: no connection to stop a statement with: %r", self.name, exc)
             return
@@ -325,7 +297,7 @@ class ExecutorPool:
             return RETIRE
         rollback = conn.in_transaction
         if rollback:
-            self._engine.stats.returns_bad += 1
+            self.engine.stats.returns_bad += 1
             if not quiet:
                 log.warning("%s: a connection was returned inside a transaction; rolled back. "
                             "Acquired at:\n%s", self.name, where_acquired(slot.site))
@@ -348,7 +320,7 @@ class ExecutorPool:
         :raises: the driver's connect error (the pool is then closed).
         :raises PoolClosed: the pool is closed.
         """
-        engine = self._engine
+        engine = self.engine
         if engine.closed:
             raise PoolClosed(0, "%s is closed" % self.name)
         errors = await engine.fill(announce=False)
@@ -370,7 +342,7 @@ class ExecutorPool:
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], sql: Any,
                 timeout: float | None) -> CallFuture:
-        engine = self._engine
+        engine = self.engine
         loop = engine.bind()
         fut = CallFuture(loop=loop)
         wait = engine.timeout if timeout is None else timeout
@@ -424,7 +396,7 @@ class ExecutorPool:
         :returns: a scope resolving to an :class:`ExecutorConnection`.
         :raises PoolTimeout, PoolClosed, PoolTooManyWaiters: no connection.
         """
-        return AcquireScope(self._engine, timeout)
+        return AcquireScope(self.engine, timeout)
 
     @overload
     def transaction(self, statements: None = None, *,
@@ -441,7 +413,7 @@ class ExecutorPool:
         with BEGIN done.  With a list of statements (SQL or ``(SQL,
         params)``): a coroutine resolving to their results, run in one
         transaction (ROLLBACK and the error if one fails)."""
-        scope = TransactionScope(AcquireScope(self._engine, timeout))
+        scope = TransactionScope(AcquireScope(self.engine, timeout))
         if statements is None:
             return scope
         return _run_all(scope, list(statements))
@@ -458,24 +430,15 @@ class ExecutorPool:
                  "abandoned_running": b.abandoned_running}
         if reset:
             b.abandoned_calls = 0
-        out = self._engine.snapshot(reset)
+        out = self.engine.snapshot(reset)
         out.update(extra)
         return out
 
-    def errors(self) -> dict[str, int]:
-        """Failed requests by exception class (a copy)."""
-        return dict(self._engine.stats.errors)
-
-    def connections(self) -> list[dict[str, Any]]:
-        """Every counted connection: state (``idle``, ``in use``,
-        ``closing``), age, uses, how long idle or held."""
-        return self._engine.connections()
-
     def resize(self, size: int, max_size: int | None = None) -> None:
         """New sizes; the pool grows or shrinks in the background."""
-        self._engine.resize(size, max_size)
+        self.engine.resize(size, max_size)
         budget = self._binding.budget
-        budget.cap = self._engine.max_size
+        budget.cap = self.engine.max_size
         budget.wake()
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -487,13 +450,13 @@ class ExecutorPool:
 
         :raises PoolClosed: already closed.
         """
-        await self._engine.close(timeout)
+        await self.engine.close(timeout)
         if self._binding.loop is not None and not await self._binding.budget.drained(timeout):
             log.warning("%s: %d connection thread(s) still running after close()", self.name,
                         self._binding.budget.alive)
 
     def __repr__(self) -> str:
-        s = self._engine.snapshot()
+        s = self.engine.snapshot()
         return "<ExecutorPool %s %s size=%d/%d available=%d%s>" % (
             self.name, self.module.__name__, s["pool_size"], s["pool_max"], s["pool_available"],
             " closed" if self.closed else "")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pymysql.constants import CR
 
+from tornpool.commands import CommandFuture, Statement
 from tornpool.connection import Connection, connect
 from tornpool.cursors import DETACHED, Cursor, cursor_class_for
 from tornpool.errors import (
@@ -39,15 +40,13 @@ from tornpool.errors import (
     MySQLError,
     PoolClosed,
 )
-from tornpool.commands import CommandFuture, Statement
 from tornpool.hosts import HostList, Hosts, HostSpec
 from tornpool.pool.connection import PoolConnection
 from tornpool.pool.engine import RETIRE, PoolEngine
+from tornpool.pool.facade import PoolFacade
 from tornpool.pool.failover import FailoverConnection, note_error, reap_on_same_server
 from tornpool.pool.lease import Slot, where_acquired
 from tornpool.pool.scopes import AcquireScope, TransactionScope
-from tornpool.pool.events import PoolEvent
-from tornpool.pool.stats import Histogram, render_prometheus
 
 if TYPE_CHECKING:  # pragma: no cover
     from tornpool.pool.sync import SyncPool
@@ -166,7 +165,7 @@ class _PooledStatement(Statement):
         self.future.settle(result, exc)
 
 
-class Pool:
+class Pool(PoolFacade[Connection]):
     """A pool of tornpool connections with Momoko-style conveniences.
 
     Constructing it touches no event loop; it binds to the loop on which it
@@ -257,7 +256,7 @@ class Pool:
             dsn, connect_kwargs, hosts, target_session_attrs, load_balance_hosts, _is_permanent)
         if reconnect_max_interval is None:
             reconnect_max_interval = 0.8 if host_list is None else HOST_LIST_RECONNECT_MAX
-        self._engine: PoolEngine[Connection] = PoolEngine(
+        PoolFacade.__init__(self, PoolEngine(
             self._open,
             min_size=size,
             max_size=max_size,
@@ -279,57 +278,18 @@ class Pool:
             lease_factory=PoolConnection if host_list is None else FailoverConnection,
             owner=self,
             name=name,
-        )
+        ))
         self._sync: SyncPool | None = None
         if host_list is not None:
             host_list.on_role_lost = self._role_lost
 
-    # -- properties -----------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._engine.name
-
-    @property
-    def size(self) -> int:
-        """Connections kept open (``pool_min``)."""
-        return self._engine.min_size
-
-    @property
-    def max_size(self) -> int:
-        """Cap on server connections (``pool_max``)."""
-        return self._engine.max_size
-
-    @property
-    def timeout(self) -> float:
-        """Default acquire deadline in seconds."""
-        return self._engine.timeout
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._engine.closed
-
-    @property
-    def engine(self) -> PoolEngine[Connection]:
-        """The driver-independent engine (for introspection)."""
-        return self._engine
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The event loop the pool is bound to, or None before first use."""
-        return self._engine.loop
+    # -- properties (the engine's own: see PoolFacade) -------------------------------
 
     @property
     def hosts(self) -> HostList | None:
         """The servers this pool chooses among (a :class:`~tornpool.hosts.HostList`),
         or None for a pool over one server named plainly."""
         return self._hosts
-
-    @property
-    def last_connect_error(self) -> BaseException | None:
-        """The last connect error while the server is unreachable, else None."""
-        return self._engine.last_connect_error
 
     # -- connections: opening and recycling ------------------------------------------
 
@@ -357,12 +317,12 @@ class Pool:
             # nextset()s) are read and dropped before the next command; an
             # unfinished stream cannot be, cheaply: that connection goes.
             if not conn.session.drain():
-                self._engine.stats.returns_bad += 1
+                self.engine.stats.returns_bad += 1
                 conn.terminate()
                 return RETIRE
         in_tx = conn.in_transaction
         if in_tx:
-            self._engine.stats.returns_bad += 1
+            self.engine.stats.returns_bad += 1
             if not quiet:
                 log.warning("%s: a connection was returned inside a transaction; rolled back. "
                             "Acquired at:\n%s", self.name, where_acquired(slot.site))
@@ -386,7 +346,7 @@ class Pool:
     def _role_lost(self, host: HostSpec) -> None:
         target = self._hosts.target if self._hosts is not None else "?"
         log.warning("%s: %s is no longer %s; replacing every connection", self.name, host, target)
-        self._engine.drain()
+        self.engine.drain()
 
     async def _reconfigure(self, conn: Connection) -> None:
         await conn.ping()  # written after the reset: its reply says the reset is done
@@ -403,7 +363,7 @@ class Pool:
         :raises DSNError: the DSN cannot be understood.
         :raises PoolClosed: the pool is closed.
         """
-        engine = self._engine
+        engine = self.engine
         if engine.closed:
             raise PoolClosed(0, "%s is closed" % self.name)
         errors = await engine.fill(announce=False)
@@ -413,8 +373,8 @@ class Pool:
         return self
 
     async def _close_quietly(self) -> None:
-        if not self._engine.closed:
-            await self._engine.close(timeout=1.0)
+        if not self.engine.closed:
+            await self.engine.close(timeout=1.0)
 
     async def __aenter__(self) -> Pool:
         return await self.connect()
@@ -436,7 +396,7 @@ class Pool:
         :raises PoolTooManyWaiters: ``max_waiting`` requests already wait.
         :raises PoolUnavailable: ``fail_fast`` and the server is down.
         """
-        lease = await self._engine.acquire(timeout)
+        lease = await self.engine.acquire(timeout)
         assert isinstance(lease, PoolConnection)
         return lease
 
@@ -444,7 +404,7 @@ class Pool:
         """``async with pool.acquire() as conn:``, or ``conn = await
         pool.acquire()`` / ``with (yield pool.acquire()) as conn:`` (the
         lease releases itself on exit)."""
-        return AcquireScope(self._engine, timeout)
+        return AcquireScope(self.engine, timeout)
 
     def putconn(self, conn: Any) -> None:
         """Give a connection back (synchronous).
@@ -453,11 +413,11 @@ class Pool:
         :raises ConnectionReleased: ``conn`` was already given back.
         """
         if isinstance(conn, Connection):
-            lease = self._engine.lease_of(conn)
+            lease = self.engine.lease_of(conn)
             if lease is None:
                 raise ForeignConnection(0, "this connection was not handed out by %s" % self.name)
             conn = lease
-        self._engine.check_lease(conn).release()
+        self.engine.check_lease(conn).release()
 
     @contextlib.contextmanager
     def manage(self, conn: PoolConnection) -> Iterator[PoolConnection]:
@@ -481,7 +441,7 @@ class Pool:
         :raises PoolTimeout, PoolClosed: see :meth:`getconn`.
         :raises CommandTimeout: the statement ran out of time.
         """
-        engine = self._engine
+        engine = self.engine
         loop = engine.bind()
         fut: CommandFuture[Any] = CommandFuture(loop=loop)
         try:
@@ -560,84 +520,6 @@ class Pool:
                     cursors.append(await conn.execute(stmt[0], stmt[1]))
         return cursors
 
-    # -- management ---------------------------------------------------------------------
-
-    def stats(self, reset: bool = False) -> dict[str, int]:
-        """Counters and gauges with psycopg_pool's names (``pool_min``,
-        ``pool_max``, ``pool_size``, ``pool_available``, ``requests_waiting``,
-        ``requests_num``, ``requests_queued``, ``requests_wait_ms``,
-        ``requests_errors``, ``usage_ms``, ``returns_bad``,
-        ``connections_num``, ``connections_ms``, ``connections_errors``,
-        ``connections_lost``).
-
-        :param reset: zero the counters after reading.
-        """
-        return self._engine.snapshot(reset)
-
-    def prometheus(self, prefix: str = "tornpool") -> str:
-        """:meth:`stats` in the Prometheus text exposition format, labelled
-        ``pool="<name>"``, with the histograms ``<prefix>_request_wait_seconds``
-        (each request's wait for a connection) and
-        ``<prefix>_connection_use_seconds`` (each statement of
-        :meth:`execute`, each lease from acquire to release)."""
-        stats = self._engine.stats
-        return render_prometheus(self._engine.snapshot(), self.name, prefix, (
-            ("request_wait_seconds", "Seconds a request waited for a connection.", stats.wait),
-            ("connection_use_seconds", "Seconds a connection was in use per request.", stats.usage),
-        ))
-
-    def histograms(self) -> dict[str, Histogram]:
-        """Copies of the latency histograms: ``wait`` (for a connection) and
-        ``use`` (of a connection); subtract two copies (``later.since(earlier)``)
-        for a window and ask it for ``quantile(0.99)``."""
-        stats = self._engine.stats
-        return {"wait": stats.wait.copy(), "use": stats.usage.copy()}
-
-    def errors(self) -> dict[str, int]:
-        """Failed requests by exception class (a copy)."""
-        return dict(self._engine.stats.errors)
-
-    def connections(self) -> list[dict[str, Any]]:
-        """Every connection the pool counts: id, state, age, uses, how long
-        idle or held (see :meth:`tornpool.pool.PoolEngine.connections`)."""
-        return self._engine.connections()
-
-    def add_listener(self, callback: Callable[[PoolEvent], None]) -> None:
-        """Call ``callback(event)`` for every lifecycle event (connect,
-        connect_failed, lost, closed, reaped, timeout, error); see
-        :mod:`tornpool.pool.events`."""
-        self._engine.events.add(callback)
-
-    def remove_listener(self, callback: Callable[[PoolEvent], None]) -> None:
-        """Stop calling ``callback``.
-
-        :raises ValueError: it was not added.
-        """
-        self._engine.events.remove(callback)
-
-    def resize(self, size: int, max_size: int | None = None) -> None:
-        """Change ``size`` and ``max_size``; the pool grows or shrinks in
-        the background (leased connections above the new cap close on
-        return)."""
-        self._engine.resize(size, max_size)
-
-    async def drain(self) -> None:
-        """Replace every connection gracefully: idle ones at once, leased
-        ones when given back.  Resolves once ``size`` new connections are
-        open."""
-        self._engine.drain()
-        await self._engine.wait_filled()
-
-    async def close(self, timeout: float = 5.0) -> None:
-        """Close gracefully: waiters get :class:`PoolClosed`, idle
-        connections are closed, leased ones are closed when given back or
-        terminated after ``timeout`` seconds (a warning names where they
-        were acquired).  Stops a background loop started by :meth:`sync`.
-
-        :raises PoolClosed: the pool was already closed.
-        """
-        await self._engine.close(timeout)
-
     # -- blocking face ------------------------------------------------------------------
 
     def sync(self) -> SyncPool:
@@ -650,7 +532,7 @@ class Pool:
         return self._sync
 
     def __repr__(self) -> str:
-        s = self._engine.snapshot()
+        s = self.engine.snapshot()
         return "<Pool %s size=%d/%d available=%d%s>" % (
             self.name, s["pool_size"], s["pool_max"], s["pool_available"],
             " closed" if self.closed else "")
