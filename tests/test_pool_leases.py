@@ -16,6 +16,7 @@ from tornado import gen
 
 from tornpool import Pool, PoolConnection
 from tornpool.errors import ConnectionReleased, OperationalError
+from tornpool.pool.lease import SITE_DEPTH, capture_site
 from tornpool.testing import FaultProxy, MariaDBServer
 
 
@@ -339,3 +340,38 @@ async def test_result_sets_left_on_the_wire_are_drained_not_the_connection_close
         async with pool.acquire() as c:
             assert c.thread_id == first
             assert (await c.execute("SELECT 9")).fetchone() == (9,)
+
+
+
+# -- where a lease was acquired ------------------------------------------------------------
+
+
+def _site_names(site: Any) -> list[str]:
+    return [code.co_name for code, _line in site]
+
+
+@pytest.mark.gen_test
+async def test_acquire_site_is_the_callers_await_chain_without_loop_frames() -> None:
+    async def handler_inner() -> list[str]:
+        return _site_names(capture_site())
+
+    async def handler_outer() -> list[str]:
+        return await handler_inner()
+
+    # innermost first, up to SITE_DEPTH; the walk stops where asyncio's own
+    # frames (Handle._run, run_forever, ...) begin
+    assert await handler_outer() == [
+        "handler_inner", "handler_outer", "test_acquire_site_is_the_callers_await_chain_without_loop_frames"]
+
+    @gen.coroutine
+    def legacy_handler() -> Any:
+        yield gen.moment
+        return _site_names(capture_site())
+
+    # a generator coroutine is resumed by tornado's runner: only its own frame
+    assert (yield_names := await legacy_handler()) == ["legacy_handler"], yield_names
+
+    async def deep(n: int) -> list[str]:
+        return await deep(n - 1) if n else _site_names(capture_site())
+
+    assert await deep(5) == ["deep"] * SITE_DEPTH

@@ -16,12 +16,15 @@ conn:`` under ``@gen.coroutine`` and ``async with lease:`` release it on exit
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import warnings
 import weakref
 from types import CodeType, FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import tornado
 
 from tornpool.errors import ConnectionReleased
 
@@ -62,20 +65,29 @@ C = TypeVar("C", bound=Poolable)
 #: warnings); innermost first, tornpool's own frames skipped.
 SITE_DEPTH = 3
 _OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # .../tornpool/
+#: Where the caller's stack meets the event loop's machinery: the frames from
+#: here up (``Handle._run``, ``run_forever``, tornado's coroutine runner) say
+#: nothing about the caller, and walking them is most of the cost.
+_LOOP = (os.path.dirname(asyncio.__file__) + os.sep, os.path.dirname(tornado.__file__) + os.sep)
 
 Site = tuple[tuple[CodeType, int], ...]
 
 
 def capture_site(depth: int = SITE_DEPTH) -> Site:
     """Where the caller is: ``(code, line)`` of up to ``depth`` frames outside
-    tornpool, innermost first.  Cheap (~1 us): nothing is formatted until the
-    site is shown."""
+    tornpool, innermost first, stopping where the event loop's own frames
+    begin.  Cheap (a few frames walked, nothing formatted until the site is
+    shown)."""
     frame: FrameType | None = sys._getframe(1)
     out: list[tuple[CodeType, int]] = []
     own = _OWN
+    loop = _LOOP
     while frame is not None:
         code = frame.f_code
-        if not code.co_filename.startswith(own):
+        name = code.co_filename
+        if not name.startswith(own):
+            if name.startswith(loop):
+                break
             out.append((code, frame.f_lineno))
             if len(out) == depth:
                 break
