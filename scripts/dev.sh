@@ -9,6 +9,7 @@
 #   bash scripts/dev.sh soak-failover   set up, then soak a primary + replicas through failovers
 #   bash scripts/dev.sh fuzz      set up, then run the long codec fuzz under ASan/UBSan
 #   bash scripts/dev.sh pymysql-suite   PyMySQL's own suite with and without greentor_compat's bridge
+#   bash scripts/dev.sh tormysql-suite  TorMySQL's own tests against tornpool.tormysql
 #   bash scripts/dev.sh setup     only set up
 #
 # Set-up is idempotent and quick when nothing changed: a virtualenv in .venv,
@@ -187,11 +188,16 @@ pymysql-suite)
     # both ends of the PyMySQL range by default; see scripts/pymysql_suite.py --help
     exec "$PY" scripts/pymysql_suite.py "$@"
     ;;
+tormysql-suite)
+    setup test
+    # TorMySQL's tests/ from its repository; see scripts/tormysql_suite.py --help
+    exec "$PY" scripts/tormysql_suite.py "$@"
+    ;;
 mypy)
     setup dev
     exec "$PY" -m mypy
     ;;
 *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 esac

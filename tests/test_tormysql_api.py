@@ -544,6 +544,34 @@ def test_close_outside_the_loop_finishes_there(tserver: TorMySQLServer) -> None:
         loop.close()
 
 
+def test_close_outside_the_loop_does_not_wait_for_a_connection_nobody_can_return(
+    tserver: TorMySQLServer,
+) -> None:
+    """A test that failed while holding a connection, then ``pool.close()`` in
+    tearDown with the loop idle: nobody can give that connection back while
+    close runs the loop, so close terminates it instead of waiting forever
+    (TorMySQL's own suite hung here on the facade before)."""
+    loop = asyncio.new_event_loop()
+    try:
+        pool = tormysql.ConnectionPool(max_connections=2, **tserver.params())
+
+        async def hold() -> Any:
+            conn = await pool.Connection()
+            await conn.cursor().execute("SELECT 1")
+            return conn  # ... and never closed
+
+        held = loop.run_until_complete(asyncio.wait_for(hold(), 20))
+        assert tserver.count() == 1
+        t0 = time.monotonic()
+        fut = pool.close()
+        assert time.monotonic() - t0 < 5
+        assert fut.done() and isinstance(fut.exception(), tormysql.ConnectionPoolUsedError)
+        tserver.assert_none_left()
+        del held
+    finally:
+        loop.close()
+
+
 @pytest.mark.gen_test(timeout=20)
 async def test_closing_a_cursor_reads_what_callproc_left(tserver: TorMySQLServer) -> None:
     """TorMySQL's cursor.close() read the result sets left unread; so does

@@ -112,6 +112,19 @@ def relay(source: asyncio.Future[Any], make: Callable[[Any], T],
     return out
 
 
+def runs_to_the_end_now(loop: asyncio.AbstractEventLoop | None) -> bool:
+    """True if :func:`finish` on ``loop`` would run its coroutine to the end
+    before returning: ``loop`` exists, is open, and is idle (no loop runs in
+    this thread).  The caller is then blocked, so nothing it holds can be
+    given back meanwhile -- a clean-up must not wait for that."""
+    try:
+        asyncio.get_running_loop()
+        return False
+    except RuntimeError:
+        pass
+    return loop is not None and not loop.is_closed() and not loop.is_running()
+
+
 def finish(make: Callable[[], Coroutine[Any, Any, None]],
            loop: asyncio.AbstractEventLoop | None) -> asyncio.Future[None] | None:
     """Run a clean-up coroutine for a synchronous ``close()``.  When ``loop``

@@ -51,7 +51,7 @@ from tornpool.errors import (
     PoolError,
     PoolTimeout,
 )
-from tornpool.momoko.futures import finish
+from tornpool.momoko.futures import finish, runs_to_the_end_now
 from tornpool.tormysql.client import Client, connect_arguments
 from tornpool.tormysql.cursor import Cursor, done, task
 from tornpool.tormysql.log import get_log
@@ -354,7 +354,11 @@ class ConnectionPool:
 
         :param timeout: seconds to wait for connections in use; then they
             are terminated and the Future fails with
-            :class:`ConnectionPoolUsedError`.  None: wait for them.
+            :class:`ConnectionPoolUsedError`.  None: wait for them -- except
+            when called outside the pool's loop while that loop is idle
+            (a test's ``tearDown``, a script's end): close then runs to the
+            end before returning, nobody can give a connection back
+            meanwhile, so the ones in use are terminated at once.
         :returns: a Future resolving to None once every connection is closed
             (outside any event loop, with nothing to close: a finished
             :class:`concurrent.futures.Future`).
@@ -363,6 +367,8 @@ class ConnectionPool:
         if self._closed:
             raise ConnectionPoolClosedError(0, "Connection pool closed.")
         self._closed = True
+        if timeout is None and runs_to_the_end_now(self._pool.loop):
+            timeout = 0.0
         fut = finish(lambda: self._close(timeout), self._pool.loop)
         if fut is not None:
             return fut
