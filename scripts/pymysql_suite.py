@@ -54,6 +54,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import upstream_repo  # scripts/, beside this file
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
 MODE_ENV = "GREENTOR_SUITE_MODE"
@@ -242,15 +244,7 @@ def log(msg: str) -> None:
 
 
 def find_repo(given: str | None) -> Path:
-    path = given or os.environ.get("PYMYSQL_REPO")
-    if path:
-        return Path(path)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tornpool" / "PyMySQL.git"
-    if not cache.exists():
-        log(f"cloning {UPSTREAM} into {cache} (bare; once)")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "clone", "-q", "--bare", UPSTREAM, str(cache)], check=True)
-    return cache
+    return upstream_repo.find_repo(given, "PYMYSQL_REPO", "PyMySQL", UPSTREAM, log)
 
 
 def pick_tag(repo: Path, version: str) -> str:

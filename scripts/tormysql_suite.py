@@ -43,6 +43,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+import upstream_repo  # scripts/, beside this file
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
 UPSTREAM = "https://github.com/snower/TorMySQL.git"
@@ -114,15 +116,7 @@ def log(msg: str) -> None:
 
 
 def find_repo(given: str | None) -> Path:
-    path = given or os.environ.get("TORMYSQL_REPO")
-    if path:
-        return Path(path)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tornpool" / "TorMySQL.git"
-    if not cache.exists():
-        log(f"cloning {UPSTREAM} into {cache} (bare; once)")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "clone", "-q", "--bare", UPSTREAM, str(cache)], check=True)
-    return cache
+    return upstream_repo.find_repo(given, "TORMYSQL_REPO", "TorMySQL", UPSTREAM, log)
 
 
 def prepare_tree(repo: Path, ref: str, dest: Path) -> None:
