@@ -106,6 +106,17 @@ def render(doc: dict[str, Any]) -> str:
                          rat("cpu_us")])
     header = ["scenario", "pool", "q/s", f"q/s x {BASE}", "p50 ms", "p99 ms", "max ms", "max/p50",
               "CPU us/q", f"CPU x {BASE}"]
+    pauses = []
+    for name in doc["scenarios"]:
+        for pool in doc["clients"]:
+            if pool in doc["unavailable"] or _stats.median_over_rounds(rounds, pool, (name, "pause_ms")) is None:
+                continue
+
+            def med_p(key: str, spec: str = ".2f") -> str:
+                return _stats.fmt(_stats.median_over_rounds(rounds, pool, (name, key)), spec)
+
+            pauses.append([LABELS[name], pool, med_p("max_ms"), med_p("pause_ms"), med_p("gc_runs", ".0f"),
+                           med_p("gc_full", ".0f"), med_p("gc_max_ms")])
     acq = []
     for pool in doc["clients"]:
         if pool in doc["unavailable"]:
@@ -113,10 +124,16 @@ def render(doc: dict[str, Any]) -> str:
         acq.append([pool, _stats.fmt(_stats.median_over_rounds(rounds, pool, ("acquire", "cpu_us"))),
                     _stats.ratio(_stats.median_ratio(rounds, pool, BASE, ("acquire", "cpu_us"))),
                     _stats.fmt(_stats.median_over_rounds(rounds, pool, ("acquire", "wall_us")))])
-    parts = [head, "", _stats.table(header, rows, numeric_from=2), "",
-             f"Bare acquire+release, one coroutine on an idle pool ({o['acquires']} per batch, "
-             "median of the batches; mysqlclient-threads: a no-op through the executor):", "",
-             _stats.table(["pool", "CPU us", f"x {BASE}", "wall us"], acq), "", _stats.machine_line(doc)]
+    parts = [head, "", _stats.table(header, rows, numeric_from=2), ""]
+    if pauses:
+        parts += ["What the slowest request may have waited behind (medians over the rounds): the "
+                  "longest time in which no request of the pool completed, and this process's "
+                  "garbage collections during the scenario (a full one stops every coroutine):", "",
+                  _stats.table(["scenario", "pool", "max ms", "longest pause ms", "GC runs", "full GCs",
+                                "longest GC ms"], pauses, numeric_from=2), ""]
+    parts += [f"Bare acquire+release, one coroutine on an idle pool ({o['acquires']} per batch, "
+              "median of the batches; mysqlclient-threads: a no-op through the executor):", "",
+              _stats.table(["pool", "CPU us", f"x {BASE}", "wall us"], acq), "", _stats.machine_line(doc)]
     for f in doc.get("failures", []):
         parts.append(f"- round {f['round']}, {f['client']}"
                      + (f" {f['scenario']}" if "scenario" in f else "") + f": {f['error']}")

@@ -9,12 +9,15 @@ Last, the bare acquire+release cost: one coroutine on an idle pool, batches
 of ``acquires``.  It prints one JSON line of figures.
 
 Client CPU is ``time.process_time()``: every thread of this process (the
-mysqlclient threads too), none of the server's.
+mysqlclient threads too), none of the server's.  Beside the latencies it
+records what a slow request may have waited behind: the longest time in
+which no request completed, and the garbage collector's runs (``gc.callbacks``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import statistics
 import sys
@@ -49,6 +52,7 @@ async def scenario(pool: str, dsn: str, name: str, queries: int, concurrency: in
         await asyncio.gather(*[warm() for _ in range(concurrency)])
         per = max(1, queries // concurrency)
         latencies: list[float] = []
+        finished: list[float] = []
 
         async def worker() -> None:
             clock = time.perf_counter
@@ -56,12 +60,15 @@ async def scenario(pool: str, dsn: str, name: str, queries: int, concurrency: in
             for _ in range(per):
                 t = clock()
                 await request(sql)
-                latencies.append(clock() - t)
+                t1 = clock()
+                latencies.append(t1 - t)
+                finished.append(t1)
 
         meter = Meter()
-        meter.start()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
-        out = meter.stop(len(latencies))
+        with GcWatch() as collections:
+            meter.start()
+            await asyncio.gather(*[worker() for _ in range(concurrency)])
+            out = meter.stop(len(latencies))
     finally:
         await put.close()
     latencies.sort()
@@ -69,7 +76,41 @@ async def scenario(pool: str, dsn: str, name: str, queries: int, concurrency: in
     out.update(qps=1e6 / out["wall_us"], p50_ms=statistics.median(latencies) * 1e3,
                p99_ms=latencies[min(n - 1, int(n * 0.99))] * 1e3, max_ms=latencies[-1] * 1e3)
     out["max_over_p50"] = out["max_ms"] / out["p50_ms"]
+    out.update(pause_figures(finished, collections))
     return out
+
+
+class GcWatch:
+    """The garbage collections of this process while the block runs:
+    ``(generation, seconds)`` each."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.runs.append((info["generation"], time.perf_counter() - self._started))
+
+    def __enter__(self) -> list[tuple[int, float]]:
+        gc.callbacks.append(self._callback)
+        return self.runs
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def pause_figures(finished: list[float], collections: list[tuple[int, float]]) -> dict[str, float]:
+    """What the slowest requests may have waited behind: the longest time no
+    request completed, and the collector's runs (a full collection stops the
+    whole process)."""
+    finished.sort()
+    gap = max((b - a for a, b in zip(finished, finished[1:])), default=0.0)
+    return {"pause_ms": gap * 1e3, "gc_runs": float(len(collections)),
+            "gc_full": float(sum(1 for g, _ in collections if g == 2)),
+            "gc_max_ms": max((d for _, d in collections), default=0.0) * 1e3}
 
 
 async def acquire_cost(pool: str, dsn: str, acquires: int, size: int) -> dict[str, Any]:

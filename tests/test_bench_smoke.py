@@ -111,10 +111,15 @@ def test_pool_measures_every_installed_pool(ran: dict[str, Any], pool: str) -> N
         assert s["units"] == wanted // per * per
         assert 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
         assert s["qps"] > 0 and s["cpu_us"] > 0
+        # the longest stretch without a completion is no longer than the
+        # slowest request (the one that ended it started at an earlier one)
+        assert 0 < s["pause_ms"] <= s["max_ms"] + 1e-6
+        assert 0 <= s["gc_full"] <= s["gc_runs"] and s["gc_max_ms"] >= 0
     # a request of SELECT SLEEP(0.005) cannot take less than the sleep
     assert fig["sleep5ms"]["p50_ms"] >= 5.0
     assert fig["acquire"]["cpu_us"] > 0
     assert f"| {pool} | " in ran["stdout"]["pool"]
+    assert "longest pause ms" in ran["stdout"]["pool"]
 
 
 def test_codec_checks_and_times_every_decoder(ran: dict[str, Any]) -> None:
