@@ -1,0 +1,161 @@
+"""Django's MySQL backend on PyMySQL, with connections from tornpool's pool.
+
+``DATABASES = {"default": {"ENGINE": "greentor_compat.django.mysql", ...,
+"OPTIONS": {"pool": {"max_size": 10}}}}`` -- see ``docs/django.md``.
+
+What this class changes in Django's MySQL ``DatabaseWrapper``:
+
+* the driver is PyMySQL, whatever ``MySQLdb`` is in this process
+  (:mod:`greentor_compat.django.mysqldb`): converters, exception classes
+  and the error mapping of the cursor wrapper are PyMySQL's;
+* ``get_new_connection`` borrows from the alias's pool
+  (:mod:`greentor_compat.django.pooling`) and ``close()`` gives back, or,
+  with ``"pool": False``, opens and closes a connection of its own;
+* the server's variables Django reads once per wrapper (version, sql_mode,
+  ...) are read once per pool;
+* its guarded methods pass Django's async-safety guard inside greenlets that
+  may wait, and only there (:mod:`greentor_compat.django.guard`);
+* loading it makes ``django.db.connections`` greenlet-local
+  (:mod:`greentor_compat.django.local`).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import pymysql
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError
+from django.db.backends import utils as backend_utils
+from pymysql.constants import FIELD_TYPE
+
+from greentor_compat.django import guard, local, pooling
+from greentor_compat.django.mysqldb import django_mysql_base
+
+_stock: Any = django_mysql_base()
+_StockCursorWrapper: Any = _stock.CursorWrapper
+_StockDatabaseWrapper: Any = _stock.DatabaseWrapper
+
+__all__ = ["DatabaseWrapper", "CursorWrapper", "CONVERSIONS"]
+
+#: PyMySQL's converters, with TIME columns read as ``datetime.time`` as Django expects.
+CONVERSIONS: dict[Any, Any] = {**pymysql.converters.conversions, FIELD_TYPE.TIME: backend_utils.typecast_time}
+
+local.install()
+
+
+class CursorWrapper(_StockCursorWrapper):  # type: ignore[misc]
+    """Django's MySQL cursor wrapper, mapping PyMySQL's errors: the server
+    codes Django files under IntegrityError arrive as OperationalError."""
+
+    def _mapped(self, exc: pymysql.err.OperationalError) -> BaseException:
+        if exc.args and exc.args[0] in self.codes_for_integrityerror:
+            mapped: BaseException = IntegrityError(*exc.args)
+            return mapped
+        same: BaseException = exc
+        return same
+
+    def execute(self, query: str, args: Any = None) -> Any:
+        try:
+            return self.cursor.execute(query, args)
+        except pymysql.err.OperationalError as exc:
+            mapped = self._mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    def executemany(self, query: str, args: Any) -> Any:
+        try:
+            return self.cursor.executemany(query, args)
+        except pymysql.err.OperationalError as exc:
+            mapped = self._mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+
+@guard.greenlet_safe
+class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
+    """See the module docstring."""
+
+    Database = pymysql
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool: pooling.AliasPool | None = None
+
+    def pool_settings(self) -> pooling.PoolSettings:
+        """This alias's pool settings (read from ``settings_dict`` each time).
+
+        :raises ImproperlyConfigured: they cannot be used.
+        """
+        try:
+            return pooling.pool_settings(self.settings_dict)
+        except pooling.ImproperPool as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+
+    def get_connection_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = super().get_connection_params()
+        for key in pooling.POOL_OPTION_KEYS:
+            params.pop(key, None)
+        params["conv"] = CONVERSIONS
+        return params
+
+    @guard.guarded
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        settings = self.pool_settings()
+        if not settings.enabled:
+            self.pool = None
+            return pooling.connect_unpooled(conn_params)
+        if self.settings_dict["CONN_MAX_AGE"] != 0:
+            raise ImproperlyConfigured(
+                "greentor_compat.django.mysql: a pooled alias needs CONN_MAX_AGE = 0 (the pool "
+                "keeps server connections; see docs/django.md), or OPTIONS['pool'] = False")
+        pool = pooling.pool_for(self.alias, conn_params, settings)
+        conn = pool.lend()
+        self.pool = pool
+        return conn
+
+    def _close(self) -> None:
+        conn, pool = self.connection, self.pool
+        if conn is None:
+            return
+        with self.wrap_database_errors:
+            if pool is None:
+                conn.close()
+            else:
+                self.pool = None
+                pool.give_back(conn)
+
+    def close_pool(self) -> None:
+        """Close this alias's pool (the next connect makes a new one)."""
+        pooling.close_pools(self.alias)
+
+    @guard.guarded
+    def create_cursor(self, name: str | None = None) -> CursorWrapper:
+        return CursorWrapper(self.connection.cursor())
+
+    def _rollback(self) -> None:
+        try:
+            super()._rollback()
+        except pymysql.err.NotSupportedError:
+            pass
+
+    def is_usable(self) -> bool:
+        try:
+            self.connection.ping(False)  # never reconnect a pooled connection behind the pool
+        except pymysql.err.Error:
+            return False
+        return True
+
+    @cached_property
+    def mysql_server_data(self) -> dict[str, Any]:
+        pool = pooling.pools().get(self.alias) if self.pool_settings().enabled else None
+        if pool is not None and pool.server_data is not None:
+            return pool.server_data
+        data: dict[str, Any] = super().mysql_server_data
+        pool = pooling.pools().get(self.alias) if pool is None else pool
+        if pool is not None:
+            pool.server_data = data
+        return data
