@@ -4,8 +4,9 @@
 * ``/api/notes``   -- GET: the latest notes; POST ``name``, ``message`` (and
   ``fail=1`` to roll back): a note and a counter bump in one ``atomic()``
   block, the counter row locked with ``select_for_update``;
-* ``/api/slow``    -- ``SELECT SLEEP(s), CONNECTION_ID()`` on the request's
-  connection (``?s=0.2``); several at once overlap;
+* ``/api/slow``    -- ``SELECT SLEEP(s)`` on the request's connection
+  (``?s=0.2``), with the connection's id and the server's clock before and
+  after; several at once overlap;
 * ``/api/pool``    -- the pool's figures;
 * ``/ping``        -- no database: it answers while the others wait.
 """
@@ -70,11 +71,12 @@ class Slow(GreenRequestHandler):
     def get(self) -> None:
         seconds = min(float(self.get_query_argument("s", "0.2")), 5.0)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT CONNECTION_ID()")
-            before = cursor.fetchone()[0]
-            cursor.execute("SELECT SLEEP(%s), CONNECTION_ID()", [seconds])
-            slept, after = cursor.fetchone()
-        self.finish({"connection_id": after, "same_connection": before == after, "slept": slept == 0})
+            cursor.execute("SELECT CONNECTION_ID(), UNIX_TIMESTAMP(SYSDATE(6))")
+            before, started = cursor.fetchone()
+            cursor.execute("SELECT SLEEP(%s), CONNECTION_ID(), UNIX_TIMESTAMP(SYSDATE(6))", [seconds])
+            slept, after, ended = cursor.fetchone()
+        self.finish({"connection_id": after, "same_connection": before == after, "slept": slept == 0,
+                     "started": float(started), "ended": float(ended)})
 
 
 class PoolStats(web.RequestHandler):

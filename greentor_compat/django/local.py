@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import greenlet
 
-__all__ = ["GreenletLocal", "install", "installed", "scope", "scope_connections", "current_owner"]
+__all__ = ["GreenletLocal", "Discard", "install", "installed", "scope", "scope_connections", "current_owner"]
 
 _scopes: weakref.WeakKeyDictionary[greenlet.greenlet, Any] = weakref.WeakKeyDictionary()
 
@@ -56,13 +56,19 @@ def scope(owner: Any) -> Iterator[None]:
             _scopes[current] = previous
 
 
+Discard = Callable[[dict[str, Any]], None]
+
+
 class GreenletLocal:
     """Attributes per owner (see :func:`current_owner`), like
-    ``threading.local`` per thread.  A namespace goes when its owner does."""
+    ``threading.local`` per thread.  A namespace goes when its owner does;
+    ``on_discard(namespace)`` is called then (from whichever greenlet the
+    owner is collected in), so that what it held can be cleaned up."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_discard: Discard | None = None) -> None:
         object.__setattr__(self, "_spaces", weakref.WeakKeyDictionary())
         object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "_on_discard", on_discard)
 
     def _space(self, create: bool) -> dict[str, Any] | None:
         spaces: weakref.WeakKeyDictionary[Any, dict[str, Any]] = object.__getattribute__(self, "_spaces")
@@ -70,7 +76,12 @@ class GreenletLocal:
         space = spaces.get(owner)
         if space is None and create:
             with object.__getattribute__(self, "_lock"):
-                space = spaces.setdefault(owner, {})
+                space = spaces.get(owner)
+                if space is None:
+                    space = spaces[owner] = {}
+                    on_discard = object.__getattribute__(self, "_on_discard")
+                    if on_discard is not None:
+                        weakref.finalize(owner, on_discard, space).atexit = False
         return space
 
     def space_of(self, owner: Any) -> dict[str, Any]:
@@ -104,11 +115,14 @@ def installed() -> GreenletLocal | None:
     return storage if isinstance(storage, GreenletLocal) else None
 
 
-def install() -> GreenletLocal:
+def install(on_discard: Discard | None = None) -> GreenletLocal:
     """Make ``django.db.connections`` greenlet-local (idempotent).  Wrappers
     the calling thread made already move into its namespace; those of other
     threads stay with the old storage and are not seen again (the backend
-    calls this when Django loads it, normally before any wrapper exists).
+    makes its first wrapper, normally before any other exists).
+    ``on_discard`` is given to the :class:`GreenletLocal` (only when this call
+    installs it): the backend gives back the connections of wrappers whose
+    greenlet ended without closing them.
 
     :raises RuntimeError: this Django's handler keeps its connections elsewhere.
     """
@@ -121,7 +135,7 @@ def install() -> GreenletLocal:
     if old is None:
         raise RuntimeError("django.db.connections has no _connections storage: "
                            "greentor_compat.django does not support this Django version")
-    storage = GreenletLocal()
+    storage = GreenletLocal(on_discard)
     for alias in connections.settings:
         wrapper = getattr(old, alias, None)
         if wrapper is not None:

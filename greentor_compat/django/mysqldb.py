@@ -59,7 +59,7 @@ def shim_module() -> types.ModuleType:
 
 def _mysqldb_importable() -> bool:
     if "MySQLdb" in sys.modules:
-        return True
+        return sys.modules["MySQLdb"] is not None  # None: imports of it are blocked
     try:
         importlib.import_module("MySQLdb")
     except ImportError:
@@ -86,13 +86,14 @@ def django_mysql_base() -> Any:
         "MySQLdb.constants.FIELD_TYPE": pymysql.constants.FIELD_TYPE,
         "MySQLdb.converters": pymysql.converters,
     }
-    saved = {name: sys.modules.get(name) for name in names}
+    absent = object()
+    saved = {name: sys.modules.get(name, absent) for name in names}
     sys.modules.update(names)
     try:
         return importlib.import_module(_BACKEND)
     finally:
         for name, previous in saved.items():
-            if previous is None:
+            if previous is absent:
                 sys.modules.pop(name, None)
             else:
-                sys.modules[name] = previous
+                sys.modules[name] = previous  # type: ignore[assignment]

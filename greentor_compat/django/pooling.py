@@ -294,16 +294,19 @@ class AliasPool:
         raw = runner.call(face.get_conn)
         return ThreadConnection(raw, runner, face)
 
-    def give_back(self, conn: Any) -> None:
+    def give_back(self, conn: Any, *, wait: bool = True) -> None:
         """Return what :meth:`lend` gave (see the module docstring for what
-        happens to it)."""
+        happens to it).  A thread's connection is given back on the private
+        loop, the thread waiting for it unless ``wait`` is false."""
         if isinstance(conn, ThreadConnection):
             face, raw = conn.owner, conn.raw
             loop = face.engine.loop
             if loop is None or loop.is_closed():
                 face.uncount(raw)
-                return
-            conn.runner.call(face.release, raw)
+            elif wait and _running_loop() is None:
+                conn.runner.call(face.release, raw)
+            else:
+                loop.call_soon_threadsafe(face.release, raw)
             return
         face = self._lent.pop(conn, None)
         if face is None:

@@ -15,12 +15,13 @@ What this class changes in Django's MySQL ``DatabaseWrapper``:
   ...) are read once per pool;
 * its guarded methods pass Django's async-safety guard inside greenlets that
   may wait, and only there (:mod:`greentor_compat.django.guard`);
-* loading it makes ``django.db.connections`` greenlet-local
+* its first wrapper makes ``django.db.connections`` greenlet-local
   (:mod:`greentor_compat.django.local`).
 """
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import Any
 
@@ -37,12 +38,12 @@ _stock: Any = django_mysql_base()
 _StockCursorWrapper: Any = _stock.CursorWrapper
 _StockDatabaseWrapper: Any = _stock.DatabaseWrapper
 
-__all__ = ["DatabaseWrapper", "CursorWrapper", "CONVERSIONS"]
+__all__ = ["DatabaseWrapper", "CursorWrapper", "CONVERSIONS", "give_back_orphans"]
+
+log = logging.getLogger("greentor_compat.django")
 
 #: PyMySQL's converters, with TIME columns read as ``datetime.time`` as Django expects.
 CONVERSIONS: dict[Any, Any] = {**pymysql.converters.conversions, FIELD_TYPE.TIME: backend_utils.typecast_time}
-
-local.install()
 
 
 class CursorWrapper(_StockCursorWrapper):  # type: ignore[misc]
@@ -75,6 +76,21 @@ class CursorWrapper(_StockCursorWrapper):  # type: ignore[misc]
             raise mapped from None
 
 
+def give_back_orphans(namespace: dict[str, Any]) -> None:
+    """The greenlet (or thread) that owned ``namespace`` ended without
+    closing its connections: give pooled ones back (the pool rolls back what
+    was left open), without waiting."""
+    for wrapper in namespace.values():
+        pool, conn = getattr(wrapper, "pool", None), getattr(wrapper, "connection", None)
+        if pool is None or conn is None:
+            continue
+        wrapper.pool = wrapper.connection = None
+        try:
+            pool.give_back(conn, wait=False)
+        except Exception:  # noqa: BLE001 - called from a finalizer: log, never raise
+            log.exception("giving back the connection of an ended greenlet (alias %r)", wrapper.alias)
+
+
 @guard.greenlet_safe
 class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
     """See the module docstring."""
@@ -82,6 +98,7 @@ class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
     Database = pymysql
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        local.install(give_back_orphans)  # before Django's handler stores this first wrapper
         super().__init__(*args, **kwargs)
         self.pool: pooling.AliasPool | None = None
 
