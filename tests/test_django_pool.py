@@ -219,3 +219,55 @@ async def test_a_greenlet_that_ends_without_closing_gives_its_connection_back(dj
         await asyncio.sleep(0.02)
     assert await tgreen.spawn(notes_named, name) == 0  # ...and was rolled back
     await tgreen.spawn(close)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_conn_max_age_keeps_the_lease_between_requests_until_close(django_env: str) -> None:
+    from django.db import connections
+
+    from greentor_compat.django.mysql.base import DatabaseWrapper
+
+    def aged() -> tuple[bool, bool, dict[str, Any]]:
+        wrapper = DatabaseWrapper(dict(connections["small"].settings_dict, CONN_MAX_AGE=60), alias="aged")
+        wrapper.ensure_connection()
+        wrapper.close_if_unusable_or_obsolete()  # what Django does at a request's end
+        kept = wrapper.connection is not None
+        wrapper.close()
+        stats = pooling.pools()["aged"].stats()
+        return kept, wrapper.connection is None, stats
+
+    kept, closed, stats = await tgreen.spawn(aged)
+    assert kept and closed
+    assert stats["faces"][0]["pool_available"] == stats["faces"][0]["pool_size"] == 1
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_shared_wrapper_outlives_its_thread_and_an_unshared_one_gives_back(django_env: str) -> None:
+    import threading
+
+    from django.db import connections
+
+    kept: dict[str, Any] = {}
+
+    def in_thread(share: bool) -> None:
+        wrapper = connections["small"]
+        if share:
+            wrapper.inc_thread_sharing()
+        connection_id("small")
+        kept["shared" if share else "own"] = wrapper
+
+    for share in (True, False):
+        thread = threading.Thread(target=in_thread, args=(share,))
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+    assert kept["shared"].connection is not None  # still usable by whoever shares it
+    deadline = time.monotonic() + 5
+    while kept["own"].connection is not None:  # its thread ended: given back
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+
+    def close_shared() -> None:
+        kept["shared"].close()
+        kept["shared"].dec_thread_sharing()
+
+    await tgreen.spawn(close_shared)

@@ -22,6 +22,7 @@ What this class changes in Django's MySQL ``DatabaseWrapper``:
 from __future__ import annotations
 
 import logging
+import weakref
 from functools import cached_property
 from typing import Any
 
@@ -79,16 +80,21 @@ class CursorWrapper(_StockCursorWrapper):  # type: ignore[misc]
 def give_back_orphans(namespace: dict[str, Any]) -> None:
     """The greenlet (or thread) that owned ``namespace`` ended without
     closing its connections: give pooled ones back (the pool rolls back what
-    was left open), without waiting."""
+    was left open), without waiting.  A wrapper shared on purpose
+    (``inc_thread_sharing()``) is left to whoever shares it."""
     for wrapper in namespace.values():
-        pool, conn = getattr(wrapper, "pool", None), getattr(wrapper, "connection", None)
-        if pool is None or conn is None:
+        if getattr(wrapper, "allow_thread_sharing", False):
             continue
-        wrapper.pool = wrapper.connection = None
-        try:
-            pool.give_back(conn, wait=False)
-        except Exception:  # noqa: BLE001 - called from a finalizer: log, never raise
-            log.exception("giving back the connection of an ended greenlet (alias %r)", wrapper.alias)
+        release = getattr(wrapper, "release_orphan", None)
+        if release is not None:
+            release()
+
+
+def _give_back(pool: pooling.AliasPool, conn: Any) -> None:
+    try:
+        pool.give_back(conn, wait=False)
+    except Exception:  # noqa: BLE001 - called from a finalizer: log, never raise
+        log.exception("giving back the connection of a Django wrapper that is gone (alias %r)", pool.alias)
 
 
 @guard.greenlet_safe
@@ -100,7 +106,9 @@ class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         local.install(give_back_orphans)  # before Django's handler stores this first wrapper
         super().__init__(*args, **kwargs)
+        self.connection: Any = None
         self.pool: pooling.AliasPool | None = None
+        self._orphan: weakref.finalize[Any, Any] | None = None
 
     def pool_settings(self) -> pooling.PoolSettings:
         """This alias's pool settings (read from ``settings_dict`` each time).
@@ -125,14 +133,21 @@ class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
         if not settings.enabled:
             self.pool = None
             return pooling.connect_unpooled(conn_params)
-        if self.settings_dict["CONN_MAX_AGE"] != 0:
-            raise ImproperlyConfigured(
-                "greentor_compat.django.mysql: a pooled alias needs CONN_MAX_AGE = 0 (the pool "
-                "keeps server connections; see docs/django.md), or OPTIONS['pool'] = False")
         pool = pooling.pool_for(self.alias, conn_params, settings)
         conn = pool.lend()
         self.pool = pool
+        # a wrapper collected while it holds the lease gives it back
+        self._orphan = weakref.finalize(self, _give_back, pool, conn)
+        self._orphan.atexit = False
         return conn
+
+    def release_orphan(self) -> None:
+        """Give the lease back now, without Django's bookkeeping (the owner
+        of this wrapper ended; see :func:`give_back_orphans`)."""
+        orphan, self._orphan = self._orphan, None
+        self.pool = self.connection = None
+        if orphan is not None:
+            orphan()
 
     def _close(self) -> None:
         conn, pool = self.connection, self.pool
@@ -142,7 +157,9 @@ class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
             if pool is None:
                 conn.close()
             else:
-                self.pool = None
+                orphan, self._orphan, self.pool = self._orphan, None, None
+                if orphan is not None:
+                    orphan.detach()
                 pool.give_back(conn)
 
     def close_pool(self) -> None:
