@@ -4,6 +4,7 @@ SynchronousOnlyOperation -- without DJANGO_ALLOW_ASYNC_UNSAFE either way."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import greenlet
@@ -65,3 +66,17 @@ def test_the_guard_is_answered_per_call_on_every_guarded_method() -> None:
     assert guard.guarded_names(DatabaseWrapper) == []  # each one rewritten
     for name in stock:
         assert getattr(DatabaseWrapper, name).__wrapped__ is not None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_coroutines_use_djangos_async_api_which_runs_the_orm_in_a_thread(django_env: str) -> None:
+    """Where the guard keeps refusing, Django's own async API is the way:
+    ``acount()`` runs the query in asgiref's worker thread, on the pool's
+    blocking face."""
+    from demos.django_demo.models import Note
+
+    from greentor_compat.django import pooling
+
+    assert await Note.objects.acount() >= 0
+    faces = pooling.pools()["default"].faces()
+    assert any(loop is not asyncio.get_running_loop() for loop in faces)  # the threads' face

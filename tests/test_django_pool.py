@@ -271,3 +271,35 @@ async def test_a_shared_wrapper_outlives_its_thread_and_an_unshared_one_gives_ba
         kept["shared"].dec_thread_sharing()
 
     await tgreen.spawn(close_shared)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_connection_django_finds_unusable_is_not_lent_again(django_env: str) -> None:
+    from django.db import connections
+
+    def health_check_fails() -> tuple[int, int, int]:
+        wrapper = connections["small"]
+        wrapper.settings_dict["CONN_HEALTH_CHECKS"] = True
+        try:
+            first = connection_id("small")
+            wrapper.close()
+            wrapper.ensure_connection()  # the same connection, from the pool
+            wrapper.health_check_done = False
+            with wrapper.cursor() as cur:
+                cur.execute("SELECT CONNECTION_ID()")
+                second = int(cur.fetchone()[0])
+            original = wrapper.is_usable
+            wrapper.is_usable = lambda: False  # Django's check says: broken
+            try:
+                wrapper.health_check_done = False
+                third = connection_id("small")  # Django closes it and connects again
+            finally:
+                wrapper.is_usable = original
+            wrapper.close()
+            return first, second, third
+        finally:
+            wrapper.settings_dict["CONN_HEALTH_CHECKS"] = False
+
+    first, second, third = await tgreen.spawn(health_check_fails)
+    assert first == second  # a healthy connection is reused
+    assert third != second  # the one Django found unusable was closed, not pooled

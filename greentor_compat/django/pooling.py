@@ -294,6 +294,30 @@ class AliasPool:
         raw = runner.call(face.get_conn)
         return ThreadConnection(raw, runner, face)
 
+    def discard(self, conn: Any) -> None:
+        """Give back what :meth:`lend` gave as broken: the pool closes it
+        instead of lending it again (Django found it unusable)."""
+        if isinstance(conn, ThreadConnection):
+            face, raw = conn.owner, conn.raw
+            loop = face.engine.loop
+            if loop is None or loop.is_closed():
+                face.uncount(raw)
+            elif _running_loop() is None:
+                conn.runner.call(_drop, face, raw)
+            else:
+                loop.call_soon_threadsafe(_drop, face, raw)
+            return
+        face = self._lent.pop(conn, None)
+        if face is None:
+            raise pymysql.err.InterfaceError(0, "this connection was not lent by the pool of %r" % self.alias)
+        loop = face.engine.loop
+        if loop is None or loop.is_closed():
+            face.uncount(conn)
+        elif _running_loop() is loop:
+            _drop(face, conn)
+        else:
+            loop.call_soon_threadsafe(_drop, face, conn)
+
     def give_back(self, conn: Any, *, wait: bool = True) -> None:
         """Return what :meth:`lend` gave (see the module docstring for what
         happens to it).  A thread's connection is given back on the private
@@ -346,6 +370,13 @@ class AliasPool:
 
     def __repr__(self) -> str:
         return "<AliasPool %s used=%d/%d>" % (self.alias, self.budget.used, self.settings.max_size)
+
+
+def _drop(face: BudgetedPool, raw: Any) -> None:
+    """Close ``raw`` at once and give it back: the pool sees it closed and
+    forgets it."""
+    face.terminate_conn(raw)
+    face.release(raw)
 
 
 async def _quit(face: BudgetedPool) -> None:

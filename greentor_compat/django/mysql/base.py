@@ -109,6 +109,7 @@ class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
         self.connection: Any = None
         self.pool: pooling.AliasPool | None = None
         self._orphan: weakref.finalize[Any, Any] | None = None
+        self._discard_on_close = False
 
     def pool_settings(self) -> pooling.PoolSettings:
         """This alias's pool settings (read from ``settings_dict`` each time).
@@ -160,7 +161,28 @@ class DatabaseWrapper(_StockDatabaseWrapper):  # type: ignore[misc]
                 orphan, self._orphan, self.pool = self._orphan, None, None
                 if orphan is not None:
                     orphan.detach()
-                pool.give_back(conn)
+                if self._discard_on_close:
+                    pool.discard(conn)
+                else:
+                    pool.give_back(conn)
+
+    def close_if_health_check_failed(self) -> None:
+        # a close in here means Django found the connection unusable: the
+        # pool must not lend it again
+        self._discard_on_close = True
+        try:
+            super().close_if_health_check_failed()
+        finally:
+            self._discard_on_close = False
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        # with errors_occurred, Django closes only a connection that failed
+        # its check (or whose autocommit is off): drop it rather than pool it
+        self._discard_on_close = bool(self.errors_occurred)
+        try:
+            super().close_if_unusable_or_obsolete()
+        finally:
+            self._discard_on_close = False
 
     def close_pool(self) -> None:
         """Close this alias's pool (the next connect makes a new one)."""
