@@ -80,7 +80,8 @@ def django_env(django_db: str, io_loop: AsyncIOMainLoop) -> Iterator[str]:
 class ServerConnections:
     """Samples, from a thread, how many server connections use ``db`` (the
     sampler's own connection uses another database); :attr:`peak` is the
-    highest count seen while it ran."""
+    highest count seen while it ran, less :attr:`baseline`, the count when
+    it started (connections earlier tests are still closing)."""
 
     def __init__(self, dsn: str, db: str, interval: float = 0.01) -> None:
         import threading
@@ -91,6 +92,7 @@ class ServerConnections:
         self.db = db
         self.interval = interval
         self.peak = 0
+        self.baseline = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -113,13 +115,14 @@ class ServerConnections:
         conn = pymysql.connect(**self.kw)
         try:
             while not self._stop.is_set():
-                self.peak = max(self.peak, self.count(conn))
+                self.peak = max(self.peak, self.count(conn) - self.baseline)
                 self.samples += 1
                 self._stop.wait(self.interval)
         finally:
             conn.close()
 
     def __enter__(self) -> ServerConnections:
+        self.baseline = self.count()
         self._thread.start()
         return self
 

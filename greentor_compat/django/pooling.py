@@ -37,12 +37,12 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
-from tornpool.errors import GreenletRequired
+from tornpool.errors import ForeignConnection, GreenletRequired
 
 from greentor_compat import mysql as gmysql
 from greentor_compat.green import can_wait, sleep
@@ -297,51 +297,33 @@ class AliasPool:
     def discard(self, conn: Any) -> None:
         """Give back what :meth:`lend` gave as broken: the pool closes it
         instead of lending it again (Django found it unusable)."""
-        if isinstance(conn, ThreadConnection):
-            face, raw = conn.owner, conn.raw
-            loop = face.engine.loop
-            if loop is None or loop.is_closed():
-                face.uncount(raw)
-            elif _running_loop() is None:
-                conn.runner.call(_drop, face, raw)
-            else:
-                loop.call_soon_threadsafe(_drop, face, raw)
-            return
-        face = self._lent.pop(conn, None)
-        if face is None:
-            raise pymysql.err.InterfaceError(0, "this connection was not lent by the pool of %r" % self.alias)
-        loop = face.engine.loop
-        if loop is None or loop.is_closed():
-            face.uncount(conn)
-        elif _running_loop() is loop:
-            _drop(face, conn)
-        else:
-            loop.call_soon_threadsafe(_drop, face, conn)
+        self._hand_back(conn, lambda face, raw: _drop(face, raw), wait=True)
 
     def give_back(self, conn: Any, *, wait: bool = True) -> None:
         """Return what :meth:`lend` gave (see the module docstring for what
         happens to it).  A thread's connection is given back on the private
         loop, the thread waiting for it unless ``wait`` is false."""
+        self._hand_back(conn, _release, wait=wait)
+
+    def _hand_back(self, conn: Any, action: Callable[[BudgetedPool, Any], None], *, wait: bool) -> None:
+        """Run ``action(face, raw)`` on the loop of the face that lent
+        ``conn`` (only uncount it if that loop is gone)."""
         if isinstance(conn, ThreadConnection):
             face, raw = conn.owner, conn.raw
-            loop = face.engine.loop
-            if loop is None or loop.is_closed():
-                face.uncount(raw)
-            elif wait and _running_loop() is None:
-                conn.runner.call(face.release, raw)
-            else:
-                loop.call_soon_threadsafe(face.release, raw)
-            return
-        face = self._lent.pop(conn, None)
-        if face is None:
-            raise pymysql.err.InterfaceError(0, "this connection was not lent by the pool of %r" % self.alias)
-        loop = face.engine.loop
-        if loop is None or loop.is_closed():
-            face.uncount(conn)
-        elif _running_loop() is loop:
-            face.release(conn)
         else:
-            loop.call_soon_threadsafe(face.release, conn)
+            face, raw = self._lent.pop(conn, None), conn
+            if face is None:
+                raise pymysql.err.InterfaceError(0, "this connection was not lent by the pool of %r" % self.alias)
+        loop = face.engine.loop
+        here = _running_loop()
+        if loop is None or loop.is_closed():
+            face.uncount(raw)
+        elif here is loop:
+            action(face, raw)
+        elif isinstance(conn, ThreadConnection) and wait and here is None:
+            conn.runner.call(action, face, raw)
+        else:
+            loop.call_soon_threadsafe(action, face, raw)
 
     def server_connections(self) -> int:
         """Connections counted against the cap now (all faces)."""
@@ -370,6 +352,15 @@ class AliasPool:
 
     def __repr__(self) -> str:
         return "<AliasPool %s used=%d/%d>" % (self.alias, self.budget.used, self.settings.max_size)
+
+
+def _release(face: BudgetedPool, raw: Any) -> None:
+    """Give ``raw`` back to ``face``; if the face was closed and forgot it
+    meanwhile, close it."""
+    try:
+        face.release(raw)
+    except ForeignConnection:
+        face.terminate_conn(raw)
 
 
 def _drop(face: BudgetedPool, raw: Any) -> None:

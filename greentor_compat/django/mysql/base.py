@@ -58,23 +58,20 @@ class CursorWrapper(_StockCursorWrapper):  # type: ignore[misc]
         same: BaseException = exc
         return same
 
-    def execute(self, query: str, args: Any = None) -> Any:
+    def _run(self, method: Any, query: str, args: Any) -> Any:
         try:
-            return self.cursor.execute(query, args)
+            return method(query, args)
         except pymysql.err.OperationalError as exc:
             mapped = self._mapped(exc)
             if mapped is exc:
                 raise
             raise mapped from None
 
+    def execute(self, query: str, args: Any = None) -> Any:
+        return self._run(self.cursor.execute, query, args)
+
     def executemany(self, query: str, args: Any) -> Any:
-        try:
-            return self.cursor.executemany(query, args)
-        except pymysql.err.OperationalError as exc:
-            mapped = self._mapped(exc)
-            if mapped is exc:
-                raise
-            raise mapped from None
+        return self._run(self.cursor.executemany, query, args)
 
 
 def give_back_orphans(namespace: dict[str, Any]) -> None:
