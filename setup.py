@@ -63,6 +63,10 @@ if MODE != "0":
 # The docs site: Sphinx reading the Markdown guides (MyST) and the docstrings.
 DOCS = ["sphinx>=7.2", "myst-parser>=2.0", "furo>=2024.1"]
 
+# greentor_compat.django: Django's MySQL backend on PyMySQL through the pool.
+# 5.2 is the LTS that runs on Python 3.10+; 6.0 needs Python 3.12.
+DJANGO = ["Django>=5.2,<6.1"]
+
 setup(
     name="tornpool",
     version="0.1.0",
@@ -98,8 +102,11 @@ setup(
             # builds against libmariadb: scripts/dev.sh installs libmariadb-dev)
             "mysqlclient>=2.2",
             "psycopg[binary]>=3.1",
+            # greentor_compat.django is tested against a real server
+            *DJANGO,
         ],
         "docs": DOCS,
+        "django": DJANGO,
         "bench": [
             "aiomysql>=0.2",
             "asyncmy>=0.2.9",

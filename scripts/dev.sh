@@ -10,6 +10,8 @@
 #   bash scripts/dev.sh fuzz      set up, then run the long codec fuzz under ASan/UBSan
 #   bash scripts/dev.sh pymysql-suite   PyMySQL's own suite with and without greentor_compat's bridge
 #   bash scripts/dev.sh tormysql-suite  TorMySQL's own tests against tornpool.tormysql
+#   bash scripts/dev.sh django-suite    Django's own suite on greentor_compat.django's backend and on the stock one
+#   bash scripts/dev.sh django-demo     set up, then serve the Django demo (ORM on Tornado) on http://127.0.0.1:8890/
 #   bash scripts/dev.sh setup     only set up
 #
 # Set-up is idempotent and quick when nothing changed: a virtualenv in .venv,
@@ -193,11 +195,20 @@ tormysql-suite)
     # TorMySQL's tests/ from its repository; see scripts/tormysql_suite.py --help
     exec "$PY" scripts/tormysql_suite.py "$@"
     ;;
+django-suite)
+    setup test
+    # downloads the installed Django's sdist once (~/.cache/tornpool/django); see scripts/django_suite.py --help
+    exec "$PY" scripts/django_suite.py "$@"
+    ;;
+django-demo)
+    setup test
+    exec "$PY" -m demos.django_demo "$@"
+    ;;
 mypy)
     setup dev
     exec "$PY" -m mypy
     ;;
 *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 esac
