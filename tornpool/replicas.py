@@ -277,7 +277,7 @@ class ReplicaSet:
                 raise
         return await self._primary.execute(query, args, timeout=left, cursor=cursor)
 
-    def acquire(self, timeout: float | None = None, *, read_only: bool = False) -> AcquireScope:
+    def acquire(self, timeout: float | None = None, *, read_only: bool = False) -> AcquireScope[PoolConnection]:
         """A lease, as :meth:`tornpool.Pool.acquire`: on the primary, or with
         ``read_only=True`` on a replica within the lag bound (else the
         primary).  Every statement on the lease runs on its one connection."""
@@ -287,7 +287,7 @@ class ReplicaSet:
                     timeout: float | None = None) -> Any:
         """:meth:`tornpool.Pool.transaction` on the primary (both forms)."""
         if statements is None:
-            scope: TransactionScope = self._primary.transaction(timeout=timeout)
+            scope: TransactionScope[PoolConnection] = self._primary.transaction(timeout=timeout)
             return scope
         return self._primary.transaction(statements, timeout=timeout)
 

@@ -1,6 +1,6 @@
 """What an executor pool hands out: :class:`ExecutorConnection`, a lease on
-one thread-bound DB-API connection, and the objects ``acquire()`` and
-``transaction()`` return (awaitable, and async context managers).
+one thread-bound DB-API connection.  ``acquire()`` and ``transaction()``
+return the pool engine's scopes (:mod:`tornpool.pool.scopes`).
 
 Every call on a lease returns a Future (so ``await`` and ``yield`` both
 work) that resolves on the loop when the connection's thread returns.  After
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 from tornpool.errors import ConnectionReleased
 from tornpool.pool import Lease
@@ -26,10 +24,7 @@ from tornpool.scope import transaction_scope
 from . import _executor_calls as calls
 from ._executor_bound import BoundConnection, CallFuture
 
-if TYPE_CHECKING:  # pragma: no cover
-    from tornpool.pool import PoolEngine
-
-__all__ = ["ExecutorConnection", "AcquireScope", "TransactionScope"]
+__all__ = ["ExecutorConnection"]
 
 
 class ExecutorConnection(Lease[BoundConnection]):
@@ -178,77 +173,4 @@ class ExecutorConnection(Lease[BoundConnection]):
 
 def _nothing(conn: Any) -> None:
     return None
-
-
-class AcquireScope:
-    """What :meth:`ExecutorPool.acquire` returns: ``async with`` it, or
-    await / yield it for the lease (itself a context manager)."""
-
-    __slots__ = ("_engine", "_timeout", "_lease")
-
-    def __init__(self, engine: PoolEngine[BoundConnection], timeout: float | None) -> None:
-        self._engine = engine
-        self._timeout = timeout
-        self._lease: ExecutorConnection | None = None
-
-    async def _get(self) -> ExecutorConnection:
-        lease = await self._engine.acquire(self._timeout)
-        assert isinstance(lease, ExecutorConnection)
-        return lease
-
-    def __await__(self) -> Generator[Any, None, ExecutorConnection]:
-        return self._get().__await__()
-
-    async def __aenter__(self) -> ExecutorConnection:
-        self._lease = await self._get()
-        return self._lease
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            lease.release(quiet=et is not None)
-
-
-class TransactionScope:
-    """What :meth:`ExecutorPool.transaction` returns without statements:
-    ``async with`` it (BEGIN, COMMIT / ROLLBACK, release), or await / yield
-    it for a lease with BEGIN done (``with tx:`` releases it, rolling back
-    what was not committed)."""
-
-    __slots__ = ("_acquire", "_stack")
-
-    def __init__(self, acquire: AcquireScope) -> None:
-        self._acquire = acquire
-        self._stack: contextlib.AsyncExitStack | None = None
-
-    async def _begin(self) -> ExecutorConnection:
-        lease = await self._acquire
-        try:
-            await lease.begin()
-        except BaseException:
-            lease.release(quiet=True)
-            raise
-        return lease
-
-    def __await__(self) -> Generator[Any, None, ExecutorConnection]:
-        return self._begin().__await__()
-
-    async def __aenter__(self) -> ExecutorConnection:
-        stack = contextlib.AsyncExitStack()
-        lease = await stack.enter_async_context(self._acquire)
-        try:
-            await stack.enter_async_context(transaction_scope(lease))
-        except BaseException:
-            await stack.__aexit__(*sys.exc_info())
-            raise
-        self._stack = stack
-        return lease
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> bool | None:
-        stack, self._stack = self._stack, None
-        if stack is None:
-            return None
-        return await stack.__aexit__(et, e, tb)
 

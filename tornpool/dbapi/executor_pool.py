@@ -42,7 +42,9 @@ from tornpool.pool.lease import where_acquired
 from . import _executor_calls as calls
 from ._executor_bound import Binding, BoundConnection, CallFuture
 from ._executor_driver import Driver, ExecutorConfigError, driver_for, load_module, run_sql
-from ._executor_lease import AcquireScope, ExecutorConnection, TransactionScope
+from tornpool.pool.scopes import AcquireScope, TransactionScope
+
+from ._executor_lease import ExecutorConnection
 from ._executor_thread import Inbox
 from ._sqlite_result import Result
 
@@ -389,7 +391,7 @@ class ExecutorPool(PoolFacade[BoundConnection]):
         """
         return self._submit(fn, args, None, timeout)
 
-    def acquire(self, timeout: float | None = None) -> AcquireScope:
+    def acquire(self, timeout: float | None = None) -> AcquireScope[ExecutorConnection]:
         """``async with pool.acquire() as conn:``, or ``conn = await
         pool.acquire()`` / ``with (yield pool.acquire()) as conn:``.
 
@@ -400,20 +402,20 @@ class ExecutorPool(PoolFacade[BoundConnection]):
 
     @overload
     def transaction(self, statements: None = None, *,
-                    timeout: float | None = None) -> TransactionScope: ...
+                    timeout: float | None = None) -> TransactionScope[ExecutorConnection]: ...
 
     @overload
     def transaction(self, statements: Sequence[Statement], *,
                     timeout: float | None = None) -> Awaitable[list[Result]]: ...
 
     def transaction(self, statements: Sequence[Statement] | None = None, *,
-                    timeout: float | None = None) -> TransactionScope | Awaitable[list[Result]]:
+                    timeout: float | None = None) -> TransactionScope[ExecutorConnection] | Awaitable[list[Result]]:
         """``async with pool.transaction() as conn:`` BEGIN, COMMIT on
         success, ROLLBACK on error; ``tx = yield pool.transaction()`` a lease
         with BEGIN done.  With a list of statements (SQL or ``(SQL,
         params)``): a coroutine resolving to their results, run in one
         transaction (ROLLBACK and the error if one fails)."""
-        scope = TransactionScope(AcquireScope(self.engine, timeout))
+        scope: TransactionScope[ExecutorConnection] = TransactionScope(lambda: self.acquire(timeout))
         if statements is None:
             return scope
         return _run_all(scope, list(statements))
@@ -462,7 +464,7 @@ class ExecutorPool(PoolFacade[BoundConnection]):
             " closed" if self.closed else "")
 
 
-async def _run_all(scope: TransactionScope, statements: list[Statement]) -> list[Result]:
+async def _run_all(scope: TransactionScope[ExecutorConnection], statements: list[Statement]) -> list[Result]:
     results: list[Result] = []
     async with scope as conn:
         for stmt in statements:

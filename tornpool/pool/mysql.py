@@ -400,7 +400,7 @@ class Pool(PoolFacade[Connection]):
         assert isinstance(lease, PoolConnection)
         return lease
 
-    def acquire(self, timeout: float | None = None) -> AcquireScope:
+    def acquire(self, timeout: float | None = None) -> AcquireScope[PoolConnection]:
         """``async with pool.acquire() as conn:``, or ``conn = await
         pool.acquire()`` / ``with (yield pool.acquire()) as conn:`` (the
         lease releases itself on exit)."""
@@ -486,14 +486,14 @@ class Pool(PoolFacade[Connection]):
 
     @overload
     def transaction(self, statements: None = None, *,
-                    timeout: float | None = None) -> TransactionScope: ...
+                    timeout: float | None = None) -> TransactionScope[PoolConnection]: ...
 
     @overload
     def transaction(self, statements: Sequence[Statement_], *,
                     timeout: float | None = None) -> Awaitable[list[Cursor]]: ...
 
     def transaction(self, statements: Sequence[Statement_] | None = None, *,
-                    timeout: float | None = None) -> TransactionScope | Awaitable[list[Cursor]]:
+                    timeout: float | None = None) -> TransactionScope[PoolConnection] | Awaitable[list[Cursor]]:
         """Two forms.
 
         ``await pool.transaction([sql, (sql, params), ...])`` (Momoko): BEGIN,
@@ -510,7 +510,7 @@ class Pool(PoolFacade[Connection]):
             return scope
         return self._transaction(scope, list(statements))
 
-    async def _transaction(self, scope: TransactionScope, statements: list[Statement_]) -> list[Cursor]:
+    async def _transaction(self, scope: TransactionScope[PoolConnection], statements: list[Statement_]) -> list[Cursor]:
         cursors: list[Cursor] = []
         async with scope as conn:
             for stmt in statements:
