@@ -124,6 +124,10 @@ class PoolEngine(EngineViews[C]):
         (bad credentials, unknown database): those fail the waiters at once.
     :param capture_sites: record where each lease was acquired (a few
         frames, ~1 us) for leak and open-transaction warnings.
+    :param spare: ``() -> waiter | None``, asked for a waiter when a
+        connection is given back and none waits in the queue: a pool that
+        takes waiters out of the queue ahead of time (:meth:`take_next`)
+        hands one of those back instead of letting the connection idle.
     """
 
     def __init__(
@@ -152,6 +156,7 @@ class PoolEngine(EngineViews[C]):
         permanent_error: Callable[[BaseException], bool] | None = None,
         lease_factory: Callable[[PoolEngine[C], Slot[C]], Lease[C]] | None = None,
         capture_sites: bool = True,
+        spare: Callable[[], Any] | None = None,
         owner: Any = None,
         name: str | None = None,
     ) -> None:
@@ -182,6 +187,7 @@ class PoolEngine(EngineViews[C]):
         self._permanent = permanent_error or (lambda exc: False)
         self._lease_factory: Callable[[PoolEngine[C], Slot[C]], Lease[C]] = lease_factory or Lease
         self._waiters = WaitQueue(self._timeout_error)
+        self._spare = spare
         self.fleet: Fleet[C] = Fleet(
             connector,
             name=self.name,
@@ -362,6 +368,11 @@ class PoolEngine(EngineViews[C]):
 
     def hand_out(self, slot: Slot[C], waiter: Any, now: float) -> None:
         """Mark ``slot`` in use by ``waiter`` and deliver it."""
+        self._count_hand_out(slot, waiter, now)
+        slot.in_use = True
+        waiter.deliver(slot)
+
+    def _count_hand_out(self, slot: Slot[C], waiter: Any, now: float) -> None:
         queued = waiter.queued_at
         stats = self.stats
         if queued:
@@ -371,11 +382,43 @@ class PoolEngine(EngineViews[C]):
             waiter.queued_at = 0.0
         else:
             stats.wait.counts[0] += 1  # observe(0.0), inlined: the usual case
-        slot.in_use = True
         slot.uses += 1
         slot.acquired_at = now
         slot.leak_reported = False
-        waiter.deliver(slot)
+
+    def _count_use_ended(self, slot: Slot[C], now: float) -> None:
+        used = now - slot.acquired_at
+        stats = self.stats
+        stats.usage_s += used
+        usage = stats.usage
+        usage.counts[_bucket(BUCKETS, used)] += 1  # observe(), inlined
+        usage.sum += used
+
+    def take_next(self, slot: Slot[C], wanted: Callable[[Any], bool]) -> Any:
+        """The oldest waiter, taken out of the queue if ``wanted(waiter)``
+        and if ``slot``'s connection, once given back as it is, would be
+        handed straight to it (the pool is not closing or shrinking, the
+        connection is neither due to retire nor of an old generation).
+        The caller promises to :meth:`pass_on` the slot to it, or to queue
+        it again (:meth:`resubmit`); until then its deadline still applies
+        (``waiter.fail`` at the deadline if it is not done).  None if there
+        is no such waiter."""
+        fleet = self.fleet
+        if (self._closing or slot.generation != fleet.generation or fleet.counted > fleet.max_size
+                or (self.max_uses and slot.uses >= self.max_uses)
+                or _monotonic() >= slot.expires):
+            return None
+        return self._waiters.pop_if(wanted)
+
+    def pass_on(self, slot: Slot[C], waiter: Any) -> None:
+        """End the use of ``slot`` and mark it in use by ``waiter`` at once,
+        counted like a release followed by a hand-out, without recycling
+        (the caller knows the connection is fit) and without calling
+        ``waiter.deliver``."""
+        now = _monotonic()
+        self._count_use_ended(slot, now)
+        slot.last_used = now
+        self._count_hand_out(slot, waiter, now)
 
     def _timeout_error(self) -> PoolTimeout:
         self.stats.requests_errors += 1  # one call per request that timed out
@@ -398,12 +441,7 @@ class PoolEngine(EngineViews[C]):
         now = _monotonic()
         slot.in_use = False
         slot.lease_ref = None
-        used = now - slot.acquired_at
-        stats = self.stats
-        stats.usage_s += used
-        usage = stats.usage
-        usage.counts[_bucket(BUCKETS, used)] += 1  # observe(), inlined
-        usage.sum += used
+        self._count_use_ended(slot, now)
         fleet = self.fleet
         conn = slot.conn
         if fleet.slots.get(id(conn)) is not slot:
@@ -474,6 +512,8 @@ class PoolEngine(EngineViews[C]):
             fleet.retire(slot)  # shrinking after resize()
             return
         waiter = self._waiters.pop()
+        if waiter is None and self._spare is not None:
+            waiter = self._spare()
         if waiter is not None:
             self.hand_out(slot, waiter, _monotonic())
         elif self._closing:

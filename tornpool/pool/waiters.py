@@ -113,6 +113,22 @@ class WaitQueue:
                 return waiter
         return None
 
+    def pop_if(self, wanted: Callable[[Waiter], bool]) -> Waiter | None:
+        """The oldest waiter still waiting, removed if ``wanted(waiter)``,
+        else None (and it stays first).  Its deadline stays armed: a waiter
+        taken out this way is still failed at its deadline unless it is
+        done by then."""
+        queue = self._queue
+        while queue:
+            waiter = queue[0]
+            if waiter.done:
+                queue.popleft()
+                continue
+            if not wanted(waiter):
+                return None
+            return queue.popleft()
+        return None
+
     def remove(self, waiter: Waiter) -> None:
         """Drop ``waiter`` (if still queued)."""
         try:
