@@ -15,6 +15,18 @@ pool starts is counted by a :class:`ThreadBudget` from its start to the
 moment its connection is closed, so even a connection the pool has given up
 on (a ping that hung, ``close()`` cutting connections off) keeps its place
 under ``max_size`` until its thread is done with it.
+
+**Pipelining.**  The pool's one-shot calls may queue one call behind the
+running one on the same thread (:meth:`BoundConnection.call_next`), so a
+thread that finishes a call starts the next without waiting for the loop to
+hand it over.  Whether that queued call runs is decided once, under the
+connection's lock, by whichever side gets there first -- the thread when it
+reaches the call, the loop when it learns the previous call returned, or
+the loop when the waiting caller gives up -- and recorded in its
+:class:`Claim`.  It runs only if the previous call left the connection as
+the pool would hand it out (no transaction open, not broken, nobody gave up
+on it); otherwise it is *bounced* and its caller queues again, first in
+line.
 """
 
 from __future__ import annotations
@@ -33,7 +45,8 @@ from . import _executor_calls as calls
 from ._executor_driver import Driver, first_keyword
 from ._executor_thread import ConnectionThread, Inbox, Job
 
-__all__ = ["Binding", "BoundConnection", "CallFuture", "ThreadBudget"]
+__all__ = ["Binding", "BoundConnection", "CallFuture", "Claim", "ThreadBudget",
+           "QUEUED", "CLAIMED", "BOUNCED", "WITHDRAWN"]
 
 log = logging.getLogger("tornpool.dbapi")
 
@@ -136,6 +149,44 @@ class Binding:
         self.abandoned_running = 0
 
 
+#: A queued call's fate (:attr:`Claim.state`): not decided yet; runs; will
+#: not run because the previous call left the connection unfit (its caller
+#: queues again); will not run because its caller gave up (or it moved).
+QUEUED, CLAIMED, BOUNCED, WITHDRAWN = "queued", "claimed", "bounced", "withdrawn"
+
+#: What the thread returns for a queued call it did not run.
+_SKIPPED: Any = object()
+
+
+class Claim:
+    """The fate of one call queued behind another (see the module
+    docstring); every change of :attr:`state` away from :data:`QUEUED`
+    happens under the connection's lock, once."""
+
+    __slots__ = ("conn", "state", "job", "on_done")
+
+    def __init__(self, conn: BoundConnection, on_done: Done) -> None:
+        self.conn = conn
+        self.state = QUEUED
+        self.job: Job | None = None
+        self.on_done = on_done
+
+    def take_back(self) -> bool:
+        """(loop) Withdraw the call if it is still undecided; True if this
+        did it (the thread will not run it)."""
+        with self.conn.claims:
+            if self.state is QUEUED:
+                self.state = WITHDRAWN
+                return True
+            return False
+
+    def give_up(self) -> None:
+        """(loop) The caller stopped waiting: withdraw the call, or, if the
+        thread took it already, abandon it like any running call."""
+        if not self.take_back() and self.state is CLAIMED:
+            self.conn.abandon_next(self)
+
+
 class CallFuture(asyncio.Future[Any]):
     """The Future of one call on a bound connection.  Cancelling it, or its
     deadline passing, abandons the call (see the module docstring)."""
@@ -143,9 +194,14 @@ class CallFuture(asyncio.Future[Any]):
     # (class defaults, not an __init__: one is made per call)
     conn: BoundConnection | None = None
     timer: asyncio.TimerHandle | None = None
+    #: set while the call is queued behind another (not started)
+    claim: Claim | None = None
 
     def start(self, conn: BoundConnection, timeout: float | None) -> None:
         """The call runs on ``conn`` now; give up after ``timeout`` seconds."""
+        self.claim = None
+        if self.done():
+            return  # gave up while queued behind another call; see Claim.give_up
         self.conn = conn
         if timeout is not None:
             self.timer = self.get_loop().call_later(max(timeout, 0.0), self._expire, timeout)
@@ -186,6 +242,9 @@ class CallFuture(asyncio.Future[Any]):
             self.timer = None
         if conn is not None:
             conn.abandon()
+        claim, self.claim = self.claim, None
+        if claim is not None:
+            claim.give_up()
 
 
 class BoundConnection:
@@ -212,6 +271,14 @@ class BoundConnection:
         self._in_tx = False
         self._guess_tx = False  # thread side: transactions tracked from statements
         self._on_idle: list[Callable[[], None]] = []
+        #: the call queued behind the running one, if any (loop side)
+        self._next: Claim | None = None
+        #: guards every :class:`Claim` decision on this connection
+        self.claims = threading.Lock()
+        #: (thread side) the last call left the connection fit to hand out
+        self._fit = True
+        #: the job running when a caller gave up (counted in abandoned_running)
+        self._abandoned: Job | None = None
 
     # -- opening -------------------------------------------------------------------------
 
@@ -343,6 +410,22 @@ class BoundConnection:
             return
         fut.start(self, timeout)
 
+    def call_next(self, fn: Callable[..., Any], args: tuple[Any, ...], on_done: Done,
+                  owner: Any = None, sql: Any = None) -> Claim | None:
+        """Queue ``fn(raw, *args)`` behind the running call (see the module
+        docstring); ``on_done(value, exc)`` on the loop once it ran.
+
+        :returns: its :class:`Claim`, or None if nothing can be queued here
+            now (no call running, one queued already, closing, poisoned).
+        """
+        if self._job is None or self._next is not None or self._closed or self._poisoned:
+            return None
+        claim = Claim(self, on_done)
+        claim.job = Job(self._in_thread_next, (claim, fn, args, sql), self._next_finished, owner)
+        self._next = claim
+        self.thread.submit(claim.job)
+        return claim
+
     def when_idle(self, callback: Callable[[], None]) -> None:
         """``callback()`` once the call in flight returned (now if none)."""
         if self._job is None:
@@ -352,10 +435,33 @@ class BoundConnection:
 
     def abandon(self) -> None:
         """The caller gave up on the running call: ask it to stop (in a
-        helper thread) and close the connection once it returned."""
+        helper thread) and close the connection once it returned.  A call
+        queued behind it is bounced; if the thread has moved on to that
+        call already, the one given up on is over and nothing is stopped."""
         if self._job is None or self._poisoned:
             return
+        nxt = self._next
+        if nxt is not None:
+            with self.claims:
+                if nxt.state is QUEUED:
+                    nxt.state = BOUNCED
+                moved_on = nxt.state is CLAIMED
+            if moved_on:
+                self.binding.abandoned_calls += 1
+                return
+        self._poison(self._job)
+
+    def abandon_next(self, claim: Claim) -> None:
+        """The caller of a queued call gave up after the thread took it but
+        before the loop heard the call ahead of it return: stop it like any
+        running call.  (Once the loop has heard, the call is started on its
+        Future, whose own abandon applies.)"""
+        if self._next is claim and not self._poisoned:
+            self._poison(claim.job)
+
+    def _poison(self, job: Job | None) -> None:
         self._poisoned = True
+        self._abandoned = job
         binding = self.binding
         binding.abandoned_calls += 1
         binding.abandoned_running += 1
@@ -380,6 +486,7 @@ class BoundConnection:
         raw = self.raw
         value: Any = None
         exc: BaseException | None = None
+        self._fit = False  # until this call is known to have left it fit
         try:
             value = fn(raw, *args)
         except Exception as err:
@@ -392,7 +499,19 @@ class BoundConnection:
             broken = driver.broken(raw, exc)
         except Exception:  # noqa: BLE001 - a connection that cannot say is not trusted
             in_tx, broken = True, True
+        self._fit = not (in_tx or broken)
         return value, exc, in_tx, broken
+
+    def _in_thread_next(self, claim: Claim, fn: Callable[..., Any], args: tuple[Any, ...],
+                        sql: Any) -> Any:
+        """(thread) A queued call: run it if the previous one left the
+        connection fit and the loop has not decided otherwise."""
+        with self.claims:
+            if claim.state is QUEUED:
+                claim.state = CLAIMED if self._fit and not self._poisoned else BOUNCED
+            if claim.state is not CLAIMED:
+                return _SKIPPED
+        return self._in_thread(fn, args, sql)
 
     def _guess(self, sql: Any, exc: BaseException | None) -> bool:
         """(thread) Transaction state from the statements, for drivers that
@@ -408,7 +527,7 @@ class BoundConnection:
         return self._guess_tx
 
     def _finished(self, outcome: Any, err: BaseException | None) -> None:
-        self._job = None
+        finishing, self._job = self._job, None
         on_done, self._on_done = self._on_done, None
         if err is None:
             value, exc, self._in_tx, broken = outcome
@@ -416,16 +535,32 @@ class BoundConnection:
             value, exc, broken = None, err, True
         if broken:
             self._broken = True
-        if self._poisoned:
+        if finishing is not None and finishing is self._abandoned:
+            self._abandoned = None
             self.binding.abandoned_running -= 1
+        nxt = self._next
+        if nxt is not None:
+            self._next = None
+            fit = not (self._in_tx or self._broken or self._poisoned or self._closed)
+            with self.claims:
+                if nxt.state is QUEUED:
+                    nxt.state = CLAIMED if fit else BOUNCED
+            if nxt.state is CLAIMED:  # the thread runs it now, or will
+                self._job, self._on_done = nxt.job, nxt.on_done
+            nxt.job = None  # (the job refers to its claim: no cycle left for the GC)
         if on_done is not None:
             on_done(value, exc)
-        if self._on_idle:
+        if self._on_idle and self._job is None:
             callbacks, self._on_idle = self._on_idle, []
             for callback in callbacks:
                 callback()
         if self._closed and self._job is None:
             self._start_close()
+
+    def _next_finished(self, outcome: Any, err: BaseException | None) -> None:
+        if outcome is _SKIPPED and err is None:
+            return  # bounced or withdrawn: its caller was told already
+        self._finished(outcome, err)
 
     # -- closing -------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from ._executor_driver import Driver, ExecutorConfigError, driver_for, load_modu
 from tornpool.pool.scopes import AcquireScope, TransactionScope
 
 from ._executor_lease import ExecutorConnection
+from ._executor_pooled import Pipeline, PooledCall
 from ._executor_thread import Inbox
 from ._sqlite_result import Result
 
@@ -57,61 +58,6 @@ SessionReset = Literal["never", "always"]
 
 #: Keys :meth:`ExecutorPool.stats` adds to the engine's.
 EXTRA_STATS = ("threads_alive", "calls_abandoned", "abandoned_running")
-
-
-class _PooledCall:
-    """One :meth:`ExecutorPool.execute` (or ``executemany``, ``run``): the
-    engine's waiter, then the connection's call."""
-
-    __slots__ = ("engine", "future", "fn", "args", "sql", "timeout", "deadline", "slot",
-                 "queued_at")
-
-    def __init__(self, engine: PoolEngine[BoundConnection], future: CallFuture,
-                 fn: Callable[..., Any], args: tuple[Any, ...], sql: Any, timeout: float | None,
-                 deadline: float) -> None:
-        self.engine = engine
-        self.future = future
-        self.fn = fn
-        self.args = args
-        self.sql = sql
-        self.timeout = timeout
-        self.deadline = deadline
-        self.slot: Slot[BoundConnection] | None = None
-        self.queued_at = 0.0
-
-    @property
-    def done(self) -> bool:
-        """No longer waiting: served (its call runs) or finished."""
-        return self.slot is not None or self.future.done()
-
-    def deliver(self, slot: Slot[BoundConnection]) -> None:
-        self.slot = slot
-        conn = slot.conn
-        try:
-            conn.call(self.fn, self.args, self.finished, None, self.sql)
-        except Exception as exc:
-            self.finished(None, exc)
-            return
-        timeout = self.timeout
-        if timeout is not None:
-            timeout = self.deadline - self.future.get_loop().time()
-        self.future.start(conn, timeout)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
-
-    def finished(self, value: Any, exc: BaseException | None) -> None:
-        """The thread returned: hand the connection on, then resolve."""
-        slot, self.slot = self.slot, None
-        engine = self.engine
-        if slot is not None:
-            engine.release(slot)
-        if exc is not None:
-            engine.stats.error(exc)
-            if engine.events:
-                engine.events.emit("error", None, "%s: %s" % (type(exc).__name__, exc))
-        self.future.settle(value, exc)
 
 
 class ExecutorPool(PoolFacade[BoundConnection]):
@@ -208,6 +154,7 @@ class ExecutorPool(PoolFacade[BoundConnection]):
             recycle=self._recycle,
             permanent_error=self._permanent,
             lease_factory=ExecutorConnection,
+            spare=self._spare,
             owner=self,
             name=name or "dbapi-%s-%x" % (self.module.__name__, id(self)),
         ))
@@ -215,6 +162,8 @@ class ExecutorPool(PoolFacade[BoundConnection]):
                                 self.autocommit, init_sql, initializer, self.begin_sql,
                                 self.engine.max_size)
         self._binding.kill = self._kill
+        # every returned connection cleaned: no call may follow another directly
+        self._pipeline = Pipeline(self.engine, session_reset == "never" and reset is None)
 
     # -- properties -----------------------------------------------------------------
 
@@ -231,6 +180,9 @@ class ExecutorPool(PoolFacade[BoundConnection]):
             binding.loop = asyncio.get_running_loop()
             binding.inbox = Inbox(binding.loop)
         return await BoundConnection.open(binding)
+
+    def _spare(self) -> PooledCall | None:
+        return self._pipeline.spare()
 
     def _kill(self, target: BoundConnection) -> None:
         """Have the server stop ``target``'s statement (``kill_sql``): on a
@@ -348,7 +300,8 @@ class ExecutorPool(PoolFacade[BoundConnection]):
         loop = engine.bind()
         fut = CallFuture(loop=loop)
         wait = engine.timeout if timeout is None else timeout
-        engine.submit(_PooledCall(engine, fut, fn, args, sql, timeout, loop.time() + wait), wait, loop)
+        engine.submit(PooledCall(self._pipeline, fut, fn, args, sql, timeout, loop.time() + wait),
+                      wait, loop)
         return fut
 
     def execute(self, sql: Any, params: Any = None, *, timeout: float | None = None) -> CallFuture:
@@ -452,6 +405,8 @@ class ExecutorPool(PoolFacade[BoundConnection]):
 
         :raises PoolClosed: already closed.
         """
+        if not self.engine.closed:
+            self._pipeline.close(PoolClosed(0, "%s is closed" % self.name))
         await self.engine.close(timeout)
         if self._binding.loop is not None and not await self._binding.budget.drained(timeout):
             log.warning("%s: %d connection thread(s) still running after close()", self.name,
