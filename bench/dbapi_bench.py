@@ -22,6 +22,10 @@ Targets (issue 14): ``dbapi-mysqlclient`` >= 0.9x the q/s of
 The first table is ``bench pool``'s (ratios to asyncmy); the second gives the
 ratios to the baseline and says whether the targets hold.
 
+``--overhead`` then measures the hand-off alone: the executor pool against
+``run_in_executor`` over a DB-API module whose calls return at once, on one
+CPU (``bench/dbapi_overhead.py``).
+
 ``--sqlite`` then compares, in this process, the executor pool over sqlite3
 with the SQLite process proxy's awaitable face (``AsyncSQLiteProxy``, 2
 readers) on one file: ``SELECT 1`` from one and from 8 coroutines, and
@@ -213,13 +217,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sqlite", action="store_true",
                         help="then compare the executor pool over sqlite3 with the process proxy")
     parser.add_argument("--sqlite-only", action="store_true", help="only that comparison")
+    parser.add_argument("--overhead", action="store_true",
+                        help="then the executor pool against run_in_executor over a DB-API module "
+                             "whose calls return at once (bench/dbapi_overhead.py)")
+    parser.add_argument("--overhead-only", action="store_true", help="only that comparison")
+    parser.add_argument("--overhead-calls", type=int, default=30000,
+                        help="calls per round of the overhead comparison (default 30000)")
     parser.add_argument("--sqlite-calls", type=int, default=4000,
                         help="SELECT 1 calls per round of the sqlite comparison (default 4000)")
     opts, _ = parser.parse_known_args(args)
-    if not opts.sqlite_only:
+    if not (opts.sqlite_only or opts.overhead_only):
         run_suite(SUITE, parser, args)
     if opts.sqlite or opts.sqlite_only:
         print(sqlite_comparison(opts.runs, opts.sqlite_calls))
+    if opts.overhead or opts.overhead_only:
+        from bench.dbapi_overhead import comparison
+
+        print(comparison(opts.runs, opts.overhead_calls))
 
 
 if __name__ == "__main__":

@@ -35,3 +35,9 @@ def test_dbapi_bench_compares_with_the_sqlite_proxy() -> None:
         for workload in ("SELECT 1, 1 coroutine", "SELECT 1, 8 coroutines", "CTE ~1 ms, 8 coroutines"):
             assert re.search(r"\| %s \| %s \| [\d.]+ \| [\d,]+ \| [\d.]+ \|" % (
                 re.escape(workload), contender), out), out
+
+
+def test_dbapi_bench_measures_the_hand_off_alone() -> None:
+    out = _bench("--overhead-only", "--runs", "2", "--overhead-calls", "2000")
+    for contender in ("executor pool", "run_in_executor"):
+        assert re.search(r"\| %s \| [\d,]+ \| [\d.]+ \| [\d.]+x \|" % contender, out), out
