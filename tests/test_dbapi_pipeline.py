@@ -6,16 +6,14 @@ every call, deadlines and cancellation while queued, no call stuck behind a
 slow one while a connection idles, close, and no call run twice or run
 after its caller was told it did not get a connection.
 
-sqlite3 over a file; user functions run in the connection's thread:
-``nap(s)`` sleeps, ``clock()`` is ``time.monotonic()``, ``cid()`` names the
-connection.
+sqlite3 over a file, with the user functions of ``sqlite_pool_helpers``
+(``nap``, ``clock``, ``cid``) running in the connection's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import random
 import sqlite3
 import time
@@ -27,20 +25,7 @@ import pytest
 from tornpool import errors
 from tornpool.dbapi import ExecutorPool
 
-_NUMBERS = itertools.count(1)
-
-
-def functions(conn: sqlite3.Connection) -> None:
-    number = next(_NUMBERS)
-    conn.create_function("cid", 0, lambda: number)
-    conn.create_function("clock", 0, time.monotonic)
-    conn.create_function("nap", 1, lambda s: time.sleep(s) or 1)
-
-
-def make_pool(tmp_path: Path, **kw: Any) -> ExecutorPool:
-    kw.setdefault("initializer", functions)
-    return ExecutorPool(sqlite3, str(tmp_path / "p.db"), kwargs={"timeout": 5}, **kw)
-
+from sqlite_pool_helpers import functions, make_pool
 
 async def queued_behind(pool: ExecutorPool, first: str, *rest: str, **kw: Any) -> list[asyncio.Future[Any]]:
     """Submit ``first`` and ``rest`` while a lease holds the pool's only

@@ -11,7 +11,6 @@ connection's thread) stands for a statement that no interrupt can stop, and
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import sqlite3
 import threading
@@ -29,24 +28,11 @@ from tornado.web import Application, RequestHandler
 from tornpool import errors
 from tornpool.dbapi import ExecutorConfigError, ExecutorPool, Result, SQLiteProxy
 
+from sqlite_pool_helpers import functions, make_pool
+
 #: a pure-SQL statement that takes about a second and a half (interruptible)
 LONG = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) "
         "SELECT count(*) FROM c")
-
-
-_CONNECTIONS = itertools.count(1)
-
-
-def functions(conn: sqlite3.Connection) -> None:
-    number = next(_CONNECTIONS)
-    conn.create_function("cid", 0, lambda: number)
-    conn.create_function("tid", 0, threading.get_ident)
-    conn.create_function("nap", 1, lambda s: time.sleep(s) or 1)
-
-
-def make_pool(tmp_path: Path, **kw: Any) -> ExecutorPool:
-    kw.setdefault("initializer", functions)
-    return ExecutorPool(sqlite3, str(tmp_path / "t.db"), kwargs={"timeout": 5}, **kw)
 
 
 async def tid(target: Any) -> int:
