@@ -38,12 +38,12 @@ from ._sqlite_errors import (
     SQLiteNotSupportedError, SQLiteOperationalError, SQLiteProgrammingError, TransactionClosed,
     TransactionControlError, UnpicklableParameters, WorkerCrashed, WouldDeadlock,
 )
-from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, encode_request
+from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, Request
 from ._sqlite_result import Result, result_from_reply
 from ._sqlite_statements import RouteCache
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._sqlite_handle import WorkerHandle
+    from ._sqlite_handles import Handle
 
 __all__ = [
     "SQLiteProxy", "AsyncSQLiteProxy", "Transaction", "Result", "WorkerInfo",
@@ -129,8 +129,8 @@ class SQLiteProxy:
         :returns: a result without rows; ``rowcount`` is the total.
         :raises: as :meth:`execute`.
         """
-        data = encode_request(OP_MANY, sql, list(seq_of_params), False)
-        return run_plan(self.core, writer_plan(self.core, data, batch=True))
+        request = (OP_MANY, sql, list(seq_of_params), False)
+        return run_plan(self.core, writer_plan(self.core, request, batch=True))
 
     def executescript(self, script: str) -> Result:
         """Run several ``;``-separated statements on the writer (schema set-up,
@@ -139,8 +139,7 @@ class SQLiteProxy:
 
         :raises: as :meth:`execute`.
         """
-        data = encode_request(OP_SCRIPT, script)
-        return run_plan(self.core, writer_plan(self.core, data, batch=False))
+        return run_plan(self.core, writer_plan(self.core, (OP_SCRIPT, script), batch=False))
 
     @overload
     def transaction(self, statements: None = None, *, mode: str = "IMMEDIATE") -> "Transaction": ...
@@ -220,7 +219,7 @@ class Transaction:
     def __init__(self, core: ProxyCore, mode: str) -> None:
         self.core = core
         self.mode = check_mode(mode)
-        self._handle: Optional["WorkerHandle"] = None
+        self._handle: Optional["Handle"] = None
         self._generation = 0
         self._token: Optional[Any] = None
         self._lock = threading.Lock()
@@ -235,7 +234,7 @@ class Transaction:
         core.check_no_tx()
         handle = core.writer.acquire(core.timeout)
         try:
-            result_from_reply(handle.call(encode_request(OP_BEGIN, self.mode)))
+            result_from_reply(handle.call(handle.prepare((OP_BEGIN, self.mode))))
         except BaseException:
             core.writer.release(handle)
             raise
@@ -243,7 +242,7 @@ class Transaction:
         self._token = core.tx_owner.set(self)
         return self
 
-    def _call(self, data: bytes) -> Result:
+    def _call(self, request: Request) -> Result:
         with self._lock:
             handle = self._handle
             if handle is None:
@@ -251,7 +250,7 @@ class Transaction:
             if handle.generation != self._generation:
                 raise lost_transaction()
             try:
-                return result_from_reply(handle.call(data, fresh_ok=False))
+                return result_from_reply(handle.call(handle.prepare(request), fresh_ok=False))
             except WorkerCrashed as exc:
                 raise lost_transaction() from exc
 
@@ -264,11 +263,11 @@ class Transaction:
         :raises: as :meth:`SQLiteProxy.execute`.
         """
         self.core.routes.route(sql, True)
-        return self._call(encode_request(OP_EXEC, sql, params, True))
+        return self._call((OP_EXEC, sql, params, True))
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> Result:
         """Run a DML statement once per parameter set, in the transaction."""
-        return self._call(encode_request(OP_MANY, sql, list(seq_of_params), True))
+        return self._call((OP_MANY, sql, list(seq_of_params), True))
 
     def __exit__(self, et: Optional[Type[BaseException]], e: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
@@ -281,12 +280,13 @@ class Transaction:
                         raise lost_transaction()
                 elif et is None:
                     try:
-                        result_from_reply(handle.call(encode_request(OP_COMMIT), fresh_ok=False))
+                        result_from_reply(handle.call(handle.prepare((OP_COMMIT,)),
+                                                      fresh_ok=False))
                     except WorkerCrashed as exc:
                         raise lost_transaction() from exc
                 else:
                     try:
-                        handle.call(encode_request(OP_ROLLBACK), fresh_ok=False)
+                        handle.call(handle.prepare((OP_ROLLBACK,)), fresh_ok=False)
                     except Exception:
                         pass  # the block's own error is the one to see
         finally:
