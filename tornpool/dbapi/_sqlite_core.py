@@ -2,7 +2,9 @@
 
 :class:`ProxyCore` owns the writer's and the readers' :class:`WorkerSlots`,
 the statement route cache and the "which transaction is this caller in"
-context variable.  A *plan* (:func:`execute_plan`, :func:`writer_plan`) is
+context variable.  The readers are always worker processes; the writer is
+one too (``writer="process"``) or a connection in this process
+(``writer="thread"``, :mod:`tornpool.dbapi._sqlite_thread_writer`).  A *plan* (:func:`execute_plan`, :func:`writer_plan`) is
 a generator that yields ``(slots, request tuple)`` round trips and returns the
 :class:`~tornpool.dbapi._sqlite_result.Result`; the blocking face drives it
 with :meth:`ProxyCore.call`, the async face with an awaiting driver, so
@@ -21,6 +23,7 @@ from ._sqlite_errors import DatabaseNotFound, ProxyClosed, ProxyConfigError, Wor
 from ._sqlite_handle import WorkerHandle
 from ._sqlite_handles import Handle
 from ._sqlite_protocol import OP_EXEC, ST_BOUNCE, AnyReply, Request, WorkerSpec
+from ._sqlite_thread_writer import ThreadWriter
 from ._sqlite_result import Result, result_from_reply
 from ._sqlite_batch import WriteBatcher
 from ._sqlite_slots import WorkerSlots
@@ -37,6 +40,8 @@ Plan = Generator[Tuple[Target, Request], AnyReply, Result]
 Statement = Union[str, Tuple[str, Any]]
 
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+#: where the writer runs: in a process of its own, or in this process
+WRITER_MODES = ("thread", "process")
 
 
 class WorkerInfo(NamedTuple):
@@ -88,7 +93,7 @@ def make_core(path: Union[str, "os.PathLike[str]"], readers: int, **options: Any
     """A :class:`ProxyCore` with the proxies' defaults (see :class:`SQLiteProxy`)."""
     defaults: dict[str, Any] = dict(create=True, timeout=30.0, busy_timeout=5.0,
                                     synchronous="FULL", init_sql=(), initializer=None,
-                                    executable=None, cached_statements=256)
+                                    executable=None, cached_statements=256, writer="process")
     unknown = set(options) - set(defaults)
     if unknown:
         raise ProxyConfigError("unknown SQLiteProxy option(s): %s" % ", ".join(sorted(unknown)))
@@ -104,7 +109,7 @@ class ProxyCore:
     def __init__(self, path: Union[str, "os.PathLike[str]"], readers: int, *, create: bool,
                  timeout: Optional[float], busy_timeout: float, synchronous: str,
                  init_sql: Sequence[str], initializer: Optional[Callable[[Any], None]],
-                 executable: Optional[str], cached_statements: int) -> None:
+                 executable: Optional[str], cached_statements: int, writer: str) -> None:
         raw = os.fspath(path)
         if not isinstance(raw, str) or not raw or raw == ":memory:" or raw.startswith("file:"):
             raise ProxyConfigError("the SQLite proxy needs the path of a database file (each "
@@ -117,13 +122,20 @@ class ProxyCore:
                                    % (", ".join(_SYNCHRONOUS), synchronous))
         if timeout is not None and timeout < 0:
             raise ProxyConfigError("timeout must be >= 0 or None, not %r" % (timeout,))
+        if writer not in WRITER_MODES:
+            raise ProxyConfigError("writer must be one of %s, not %r"
+                                   % (", ".join(WRITER_MODES), writer))
         self.path = os.path.abspath(raw)
         self.create = create
         #: seconds a call waits for a free worker (None: forever)
         self.timeout = timeout
         spec = WorkerSpec(self.path, "writer", create, float(busy_timeout), sync,
                           tuple(init_sql), initializer, int(cached_statements))
-        self.writer = WorkerSlots([WorkerHandle(spec, 0, executable)], "writer")
+        #: "thread" (the writer's connection in this process) or "process"
+        self.writer_mode = writer
+        handle: Handle = (ThreadWriter(spec) if writer == "thread"
+                          else WorkerHandle(spec, 0, executable))
+        self.writer = WorkerSlots([handle], "writer")
         rspec = spec._replace(role="reader", create=False)
         self.readers: Optional[WorkerSlots] = (
             WorkerSlots([WorkerHandle(rspec, i, executable) for i in range(readers)], "reader")
@@ -241,7 +253,8 @@ class ProxyCore:
             slots.release(handle)
 
     def workers(self) -> List[WorkerInfo]:
-        """The workers: role, index, current pid, restarts so far."""
+        """The workers: role, index, current pid (None for the in-process
+        writer), restarts so far."""
         return [WorkerInfo(h.spec.role, h.index, h.pid, h.restarts) for h in self._handles()]
 
 
