@@ -208,8 +208,14 @@ class AsyncSQLiteProxy:
     def closed(self) -> bool:
         return self.core.closed
 
+    @property
+    def writer_mode(self) -> str:
+        """``"process"`` or ``"thread"``: where the writer runs."""
+        return self.core.writer_mode
+
     def workers(self) -> List[WorkerInfo]:
-        """The workers (role, number, pid, restarts), readers first."""
+        """The workers (role, number, pid, restarts), readers first; the
+        in-process writer's pid is None (it has no process of its own)."""
         return self.core.workers()
 
     def sync(self) -> "SQLiteProxy":
@@ -228,7 +234,8 @@ class AsyncSQLiteProxy:
         await self.close()
 
     def __repr__(self) -> str:
-        return "<AsyncSQLiteProxy %s%s>" % (self.core.path, " closed" if self.closed else "")
+        return "<AsyncSQLiteProxy %s writer=%s%s>" % (self.core.path, self.core.writer_mode,
+                                                      " closed" if self.closed else "")
 
 
 class AsyncTransaction:

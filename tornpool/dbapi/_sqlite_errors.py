@@ -169,6 +169,7 @@ _SPECIAL: dict[str, type[Exception]] = {
     "Unpicklable": UnpicklableParameters,
     "TransactionControl": TransactionControlError,
     "TransactionLost": SQLiteOperationalError,
+    "Closed": ProxyClosed,
 }
 
 

@@ -37,7 +37,7 @@ import threading
 from typing import Any, Callable, Optional, Tuple
 
 from ._sqlite_errors import ProxyClosed, error_from_payload
-from ._sqlite_protocol import ST_ERR, Reply, Request, WorkerSpec
+from ._sqlite_protocol import ST_ERR, ST_OK, Reply, Request, WorkerSpec
 from ._sqlite_session import Session, error_payload, open_connection
 
 __all__ = ["ThreadWriter"]
@@ -185,9 +185,9 @@ class ThreadWriter:
                 self._session = None
         if killed:
             session.db.close()
-            if reply[0] == ST_ERR and reply[1][3] == "SQLITE_INTERRUPT":
-                raise ProxyClosed("the SQLite proxy was closed while the call ran; the "
-                                  "statement was interrupted and rolled back")
+            reply = _closed_if_interrupted(reply)
+            if reply[0] == ST_ERR:
+                raise error_from_payload(reply[1])
         return reply
 
     def roundtrip(self, data: Request, on_drained: Callable[[], None],
@@ -241,6 +241,21 @@ class ThreadWriter:
     def __repr__(self) -> str:
         state = ("down" if self._session is None else "busy" if self._awaiting else "idle")
         return "<ThreadWriter %s gen=%d>" % (state, self.generation)
+
+
+_CLOSED: Reply = (ST_ERR, ("Closed", "the SQLite proxy was closed while the call ran; the "
+                             "statement was interrupted and rolled back", None, None))
+
+
+def _closed_if_interrupted(reply: Reply) -> Reply:
+    """After a kill: a statement that the interrupt stopped reports
+    ProxyClosed (kind "Closed") -- itself, or as a member of a batch."""
+    status, body = reply
+    if status == ST_ERR and body[3] == "SQLITE_INTERRUPT":
+        return _CLOSED
+    if status == ST_OK and isinstance(body, list):  # a batch: its members' replies
+        return (ST_OK, [_closed_if_interrupted(m) for m in body])
+    return reply
 
 
 def _settle(fut: "asyncio.Future[Reply]", reply: Optional[Reply], error: Optional[BaseException],

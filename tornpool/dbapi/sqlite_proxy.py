@@ -1,10 +1,12 @@
 """A multi-process SQLite proxy: :class:`SQLiteProxy` (blocking, thread-safe)
 and :class:`AsyncSQLiteProxy` (awaitables, for Tornado and asyncio).
 
-N reader processes and one writer process each hold their own sqlite3
-connection to one database file in WAL mode.  Reads spread over the
-readers, so a multithreaded server gets more than one core out of SQLite;
-writes and transactions go to the writer (SQLite has one writer at a time).
+N reader processes and one writer each hold their own sqlite3 connection
+to one database file in WAL mode.  Reads spread over the readers, so a
+multithreaded server gets more than one core out of SQLite; writes and
+transactions go to the writer (SQLite has one writer at a time), which is a
+process of its own (``writer="process"``) or a connection in the calling
+process (``writer="thread"``).
 
     proxy = SQLiteProxy("/srv/app.db", readers=2)
     proxy.executescript("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
@@ -86,6 +88,12 @@ class SQLiteProxy:
     :param executable: the Python interpreter the workers run (default
         ``sys.executable``; set it where that is not Python, e.g. embedded).
     :param cached_statements: sqlite3's prepared-statement cache per worker.
+    :param writer: where the writer runs: ``"process"`` (default: a worker
+        process, like the readers -- a crash in SQLite or a CPU-heavy write
+        does not touch the caller) or ``"thread"`` (its connection lives in
+        this process and a write runs in the calling thread -- no IPC and
+        no pickling, so cheaper per write; parameters are not pickled, so one
+        sqlite3 cannot bind raises ``SQLiteProgrammingError``).
     :raises DatabaseNotFound: no such directory, or no file and ``create=False``.
     :raises ProxyConfigError: an invalid argument (``:memory:``, ...).
     :raises SQLiteError: a worker could not open the file (its sqlite3 error).
@@ -187,8 +195,14 @@ class SQLiteProxy:
         """The statement route cache (read candidate or writer, per SQL text)."""
         return self.core.routes
 
+    @property
+    def writer_mode(self) -> str:
+        """``"process"`` or ``"thread"``: where the writer runs."""
+        return self.core.writer_mode
+
     def workers(self) -> List[WorkerInfo]:
-        """The workers (role, number, pid, restarts), readers first."""
+        """The workers (role, number, pid, restarts), readers first; the
+        in-process writer's pid is None (it has no process of its own)."""
         return self.core.workers()
 
     def aio(self) -> AsyncSQLiteProxy:
@@ -204,9 +218,9 @@ class SQLiteProxy:
 
     def __repr__(self) -> str:
         readers = self.core.readers
-        return "<SQLiteProxy %s readers=%d%s>" % (
+        return "<SQLiteProxy %s readers=%d writer=%s%s>" % (
             self.core.path, 0 if readers is None else len(readers.handles),
-            " closed" if self.core.closed else "")
+            self.core.writer_mode, " closed" if self.core.closed else "")
 
 
 class Transaction:
