@@ -5,9 +5,10 @@
   vs one process with one sqlite3 connection per thread.  Three shapes: a
   recursive CTE, a GROUP BY over 4000 rows, a range scan returning 1000 rows.
 * ``writes``: small write transactions (3 INSERTs) from the same threads:
-  the proxy (``executemany``, one round trip; and a ``transaction()`` block,
-  five) vs one process (a connection per thread, and one shared connection
-  behind a lock), with ``synchronous`` FULL and NORMAL.
+  the proxy with each writer mode (``writer="process"`` and ``"thread"``;
+  ``executemany``, one request; and a ``transaction()`` block, five) vs one
+  process (a connection per thread, and one shared connection behind a
+  lock), with ``synchronous`` FULL and NORMAL.
 * ``overhead``: one ``SELECT 1`` at a time -- sqlite3 in-process, the proxy's
   blocking call, its awaitable (``loop.add_reader``), and the blocking call in
   ``run_in_executor``: wall and this process's CPU per call.
@@ -103,6 +104,8 @@ def workers_cpu(proxy: SQLiteProxy) -> float:
     """CPU seconds the proxy's worker processes used so far (Linux /proc)."""
     total = 0.0
     for w in proxy.workers():
+        if w.pid is None:  # the in-process writer: counted in this process's time
+            continue
         try:
             with open("/proc/%d/stat" % w.pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -168,15 +171,17 @@ def bench_writes(path: str, args: argparse.Namespace) -> None:
     print("\n## writes: transactions of 3 INSERTs from %d threads; %d rounds; %s\n"
           % (args.threads, args.rounds, load()))
     print("| synchronous | one process, conn per thread tx/s | one process, shared conn + lock "
-          "tx/s | proxy executemany tx/s | proxy transaction() tx/s | best proxy / best one "
-          "process |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "tx/s | writer process: executemany tx/s | writer process: transaction() tx/s | "
+          "writer thread: executemany tx/s | writer thread: transaction() tx/s | "
+          "best writer process / best one process | best writer thread / best one process |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for sync in ("FULL", "NORMAL"):
         local = Local(path, sync)
         shared = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         shared.execute("PRAGMA synchronous=%s" % sync)
         lock = threading.Lock()
-        proxy = SQLiteProxy(path, readers=args.readers, synchronous=sync)
+        proxies = {mode: SQLiteProxy(path, readers=args.readers, synchronous=sync, writer=mode)
+                   for mode in ("process", "thread")}
 
         def per_thread(i: int) -> None:
             c = local.conn()
@@ -192,31 +197,40 @@ def bench_writes(path: str, args: argparse.Namespace) -> None:
                     shared.execute(INSERT, (i, "x" * 20))
                 shared.execute("COMMIT")
 
-        def many(i: int) -> None:
-            proxy.executemany(INSERT, [(i, "x" * 20)] * 3)
+        def many(proxy: SQLiteProxy) -> Op:
+            def op(i: int) -> None:
+                proxy.executemany(INSERT, [(i, "x" * 20)] * 3)
+            return op
 
-        def block(i: int) -> None:
-            with proxy.transaction() as tx:
-                for j in range(3):
-                    tx.execute(INSERT, (i, "x" * 20))
+        def block(proxy: SQLiteProxy) -> Op:
+            def op(i: int) -> None:
+                with proxy.transaction() as tx:
+                    for j in range(3):
+                        tx.execute(INSERT, (i, "x" * 20))
+            return op
 
         start = time.perf_counter()
         for i in range(20):
             locked(i)
         calls = max(int(args.seconds / ((time.perf_counter() - start) / 20)), 50)
-        ops = [("thread", per_thread), ("locked", locked), ("many", many), ("block", block)]
+        ops = [("thread", per_thread), ("locked", locked),
+               ("p-many", many(proxies["process"])), ("p-block", block(proxies["process"])),
+               ("t-many", many(proxies["thread"])), ("t-block", block(proxies["thread"]))]
         rates: Dict[str, List[float]] = {k: [] for k, _ in ops}
         for r in range(args.rounds):
             for label, op in ops[r % len(ops):] + ops[:r % len(ops)]:
                 rates[label].append(calls / run_threads(op, calls, args.threads))
         med = median_rows(rates)
         best_one = max(med["thread"], med["locked"])
-        best_proxy = max(med["many"], med["block"])
-        print("| %s | %.0f | %.0f | %.0f | %.0f | %.2fx |" % (
-            sync, med["thread"], med["locked"], med["many"], med["block"], best_proxy / best_one))
-        proxy.close()
+        print("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2fx | %.2fx |" % (
+            sync, med["thread"], med["locked"], med["p-many"], med["p-block"], med["t-many"],
+            med["t-block"], max(med["p-many"], med["p-block"]) / best_one,
+            max(med["t-many"], med["t-block"]) / best_one))
+        for proxy in proxies.values():
+            proxy.close()
         shared.close()
         local.close()
+    print("\n(%s at the end)" % load())
 
 
 # -- per-call overhead ----------------------------------------------------------------------------
@@ -288,7 +302,7 @@ def bench_restart(path: str, args: argparse.Namespace) -> None:
     starts, reader_back, writer_back = [], [], []
     for _ in range(args.rounds):
         t = time.perf_counter()
-        proxy = SQLiteProxy(path, readers=args.readers)
+        proxy = SQLiteProxy(path, readers=args.readers, writer="process")
         starts.append(time.perf_counter() - t)
         for role, out, sql in (("reader", reader_back, "SELECT 1"),
                                ("writer", writer_back, "INSERT INTO w (k) VALUES (1)")):

@@ -1,7 +1,10 @@
 """The SQLite process proxy: routing, read-your-writes, transactions, crashes,
 durability, bad input, both faces (threads, await, @gen.coroutine + yield).
 
-Every test runs real worker processes on a real file in ``tmp_path``.
+Every test runs real worker processes on a real file in ``tmp_path``.  Tests
+of the ``proxy`` fixture run with both writer modes (``writer="process"`` and
+``"thread"``); those that kill the writer run with the writer process only
+(an in-process writer dies with its process).
 """
 
 from __future__ import annotations
@@ -60,6 +63,19 @@ def pids(proxy: Any, role: str) -> List[int]:
     return [w.pid for w in proxy.workers() if w.role == role]
 
 
+def writer_pid(proxy: Any) -> int:
+    """The pid the writer's statements run in (this one for ``writer="thread"``)."""
+    pid = pids(proxy, "writer")[0]
+    if proxy.writer_mode == "thread":
+        assert pid is None
+        return os.getpid()
+    assert pid is not None
+    return pid
+
+
+MODES = ["process", "thread"]
+
+
 def kill_all(proxy: Any) -> None:
     for w in proxy.workers():
         assert w.pid
@@ -84,14 +100,26 @@ def db(tmp_path: Path) -> str:
     return str(tmp_path / "app.db")
 
 
-@pytest.fixture
-def proxy(db: str) -> Iterator[SQLiteProxy]:
-    p = SQLiteProxy(db, readers=2, initializer=register_pid)
+def make_proxy(db: str, writer: str) -> Iterator[SQLiteProxy]:
+    p = SQLiteProxy(db, readers=2, initializer=register_pid, writer=writer)
+    assert p.writer_mode == writer
     p.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
     yield p
     workers = [w.pid for w in p.workers()]
     p.close()
     assert not any(alive(pid) for pid in workers if pid is not None)
+
+
+@pytest.fixture(params=MODES)
+def proxy(db: str, request: pytest.FixtureRequest) -> Iterator[SQLiteProxy]:
+    """A proxy with 2 readers and table ``t``, once per writer mode."""
+    yield from make_proxy(db, request.param)
+
+
+@pytest.fixture
+def proxy_process(db: str) -> Iterator[SQLiteProxy]:
+    """As ``proxy``, with the writer in a process (for tests that kill it)."""
+    yield from make_proxy(db, "process")
 
 
 # -- basics and routing ------------------------------------------------------------------
@@ -113,7 +141,7 @@ def test_result_is_cursor_like(proxy: SQLiteProxy) -> None:
 
 
 def test_reads_on_readers_writes_on_writer(proxy: SQLiteProxy) -> None:
-    readers, writer = set(pids(proxy, "reader")), pids(proxy, "writer")[0]
+    readers, writer = set(pids(proxy, "reader")), writer_pid(proxy)
     assert proxy.execute("SELECT worker_pid()").fetchone()[0] in readers
     proxy.execute("INSERT INTO t (v) VALUES (worker_pid())")
     assert proxy.execute("SELECT v FROM t").fetchone() == (str(writer),)
@@ -137,9 +165,11 @@ def test_reads_on_readers_writes_on_writer(proxy: SQLiteProxy) -> None:
     assert seen == readers
 
 
-def test_no_readers_and_synchronous_normal(db: str) -> None:
-    with SQLiteProxy(db, readers=0, initializer=register_pid, synchronous="normal") as p:
-        writer = pids(p, "writer")[0]
+@pytest.mark.parametrize("writer", MODES)
+def test_no_readers_and_synchronous_normal(db: str, writer: str) -> None:
+    with SQLiteProxy(db, readers=0, initializer=register_pid, synchronous="normal",
+                     writer=writer) as p:
+        writer = writer_pid(p)
         assert p.execute("SELECT worker_pid()").fetchone() == (writer,)
         assert p.execute("PRAGMA synchronous").fetchone() == (1,)
     assert p.closed
@@ -172,7 +202,7 @@ def test_read_your_writes_from_many_threads(proxy: SQLiteProxy) -> None:
 
 
 def test_transaction_commit_rollback_isolation(proxy: SQLiteProxy) -> None:
-    writer = pids(proxy, "writer")[0]
+    writer = writer_pid(proxy)
     with proxy.transaction() as tx:
         tx.execute("INSERT INTO t (v) VALUES ('in-tx')")
         assert tx.execute("SELECT count(*), worker_pid() FROM t").fetchone() == (1, writer)
@@ -327,7 +357,9 @@ def test_a_batch_member_that_rolls_everything_back_fails_alone(proxy: SQLiteProx
     assert proxy.execute("SELECT v FROM t ORDER BY v").fetchall() == [("taken",), ("x1",), ("x2",)]
 
 
-def test_writer_killed_during_a_batch_fails_every_member_and_commits_none(proxy: SQLiteProxy) -> None:
+def test_writer_killed_during_a_batch_fails_every_member_and_commits_none(
+        proxy_process: SQLiteProxy) -> None:
+    proxy = proxy_process
     proxy.executescript("CREATE TABLE big (x INTEGER)")
     sent = proxy.core.batcher.batches
 
@@ -380,22 +412,32 @@ def test_sql_errors_are_twinned_classes(proxy: SQLiteProxy) -> None:
 
 
 def test_unpicklable_parameters(proxy: SQLiteProxy) -> None:
+    # reads always go to a reader process: the parameters must pickle
     for bad in ((lambda: 1,), (threading.Lock(),)):
         with pytest.raises(UnpicklableParameters) as info:
-            proxy.execute("INSERT INTO t (v) VALUES (?)", bad)
+            proxy.execute("SELECT ?", bad)
         assert isinstance(info.value, TypeError) and isinstance(info.value, errors.InterfaceError)
-    with pytest.raises(UnpicklableParameters):
+    # writes: a writer process refuses them before sending; the in-process
+    # writer pickles nothing, so sqlite3 itself refuses to bind them
+    refused = UnpicklableParameters if proxy.writer_mode == "process" else SQLiteProgrammingError
+    for bad in ((lambda: 1,), (threading.Lock(),)):
+        with pytest.raises(refused):
+            proxy.execute("INSERT INTO t (v) VALUES (?)", bad)
+    with pytest.raises(refused):
         proxy.executemany("INSERT INTO t (v) VALUES (?)", [(threading.Lock(),)])
     assert proxy.execute("SELECT count(*) FROM t").fetchone() == (0,)
     assert [w.restarts for w in proxy.workers()] == [0, 0, 0]
 
 
-def test_closed_proxy(db: str) -> None:
-    p = SQLiteProxy(db, readers=1)
+@pytest.mark.parametrize("writer", MODES)
+def test_closed_proxy(db: str, writer: str) -> None:
+    p = SQLiteProxy(db, readers=1, writer=writer)
     workers = [w.pid for w in p.workers()]
     p.close()
     p.close()
     for call in (lambda: p.execute("SELECT 1"), lambda: p.executescript("SELECT 1"),
+                 lambda: p.execute("INSERT INTO t VALUES (1)"),
+                 lambda: p.executemany("INSERT INTO t VALUES (?)", [(1,)]),
                  lambda: p.transaction().__enter__()):
         with pytest.raises(ProxyClosed):
             call()
@@ -411,16 +453,20 @@ def test_missing_files_and_bad_arguments(tmp_path: Path) -> None:
         SQLiteProxy(str(tmp_path / "new.db"), create=False)
     assert not (tmp_path / "new.db").exists()
     for kwargs in ({"path": ":memory:"}, {"path": "file:x.db?mode=ro"}, {"readers": -1},
-                   {"synchronous": "OFF"}, {"timeout": -1}, {"colour": "blue"}):
+                   {"synchronous": "OFF"}, {"timeout": -1}, {"colour": "blue"},
+                   {"writer": "fork"}):
         args = {"path": str(tmp_path / "x.db"), **kwargs}
         with pytest.raises(ProxyConfigError):
             SQLiteProxy(**args)
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not a database, not at all" * 100)
-    with pytest.raises(SQLiteDatabaseError, match="not a database"):
-        SQLiteProxy(str(garbage), readers=1)
-    with pytest.raises(WorkerCrashed):  # a worker that cannot start at all
-        SQLiteProxy(str(tmp_path / "y.db"), readers=1, executable=str(tmp_path / "no-python"))
+    for writer in MODES:
+        with pytest.raises(SQLiteDatabaseError, match="not a database"):
+            SQLiteProxy(str(garbage), readers=1, writer=writer)
+    for writer in MODES:  # a worker that cannot start at all
+        with pytest.raises(WorkerCrashed):
+            SQLiteProxy(str(tmp_path / "y.db"), readers=1, executable=str(tmp_path / "no-python"),
+                        writer=writer)
     with SQLiteProxy(str(tmp_path / "made.db"), readers=1) as p:  # create=True: sqlite3's way
         assert p.execute("SELECT 1").fetchone() == (1,)
     assert (tmp_path / "made.db").exists()
@@ -468,7 +514,8 @@ def test_reader_killed_mid_query(proxy: SQLiteProxy) -> None:
     assert proxy.execute("SELECT 40 + 2").fetchone() == (42,)
 
 
-def test_idle_workers_killed_restart_transparently(proxy: SQLiteProxy) -> None:
+def test_idle_workers_killed_restart_transparently(proxy_process: SQLiteProxy) -> None:
+    proxy = proxy_process
     proxy.execute("INSERT INTO t (v) VALUES ('before')")
     kill_all(proxy)
     proxy.execute("INSERT INTO t (v) VALUES ('after')")  # no error: the request never reached
@@ -476,7 +523,8 @@ def test_idle_workers_killed_restart_transparently(proxy: SQLiteProxy) -> None:
     assert sum(w.restarts for w in proxy.workers()) >= 2
 
 
-def test_write_in_flight_during_crash_is_all_or_nothing(proxy: SQLiteProxy) -> None:
+def test_write_in_flight_during_crash_is_all_or_nothing(proxy_process: SQLiteProxy) -> None:
+    proxy = proxy_process
     proxy.executescript("CREATE TABLE big (x INTEGER)")
     n = 3_000_000
     caught: List[BaseException] = []
@@ -500,7 +548,7 @@ def test_write_in_flight_during_crash_is_all_or_nothing(proxy: SQLiteProxy) -> N
 
 
 def test_committed_writes_survive_kills_and_reopen(db: str) -> None:
-    with SQLiteProxy(db, readers=1) as p:
+    with SQLiteProxy(db, readers=1, writer="process") as p:
         p.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
         for i in range(50):
             p.execute("INSERT INTO t (v) VALUES (?)", ("auto%d" % i,))
@@ -517,7 +565,8 @@ def test_committed_writes_survive_kills_and_reopen(db: str) -> None:
         conn.close()
 
 
-def test_writer_killed_inside_transaction(proxy: SQLiteProxy) -> None:
+def test_writer_killed_inside_transaction(proxy_process: SQLiteProxy) -> None:
+    proxy = proxy_process
     with pytest.raises(WorkerCrashed, match="transaction"):
         with proxy.transaction() as tx:
             tx.execute("INSERT INTO t (v) VALUES ('lost')")
@@ -534,9 +583,10 @@ def test_writer_killed_inside_transaction(proxy: SQLiteProxy) -> None:
 # -- the awaitable face ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("writer", MODES)
 @pytest.mark.gen_test(timeout=30)
-async def test_async_face_and_gen_coroutine(db: str) -> None:
-    proxy = AsyncSQLiteProxy(db, readers=2, initializer=register_pid)
+async def test_async_face_and_gen_coroutine(db: str, writer: str) -> None:
+    proxy = AsyncSQLiteProxy(db, readers=2, initializer=register_pid, writer=writer)
     assert proxy.workers()[0].pid is None  # constructing starts nothing
     async with proxy:
         await proxy.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
@@ -604,9 +654,10 @@ async def test_async_read_your_writes_and_loop_stays_free(proxy: SQLiteProxy) ->
     assert ticks[0] >= elapsed / 0.01 / 4  # the loop kept turning while workers ran
 
 
+@pytest.mark.parametrize("writer", MODES)
 @pytest.mark.gen_test(timeout=30)
-async def test_async_cancel_never_hands_out_a_stale_reply(db: str) -> None:
-    async with AsyncSQLiteProxy(db, readers=1) as proxy:
+async def test_async_cancel_never_hands_out_a_stale_reply(db: str, writer: str) -> None:
+    async with AsyncSQLiteProxy(db, readers=1, writer=writer) as proxy:
         task = asyncio.ensure_future(proxy.execute(SLOW, (2_000_000,)))
         await asyncio.sleep(0.2)
         task.cancel()
@@ -629,9 +680,10 @@ async def test_async_cancel_never_hands_out_a_stale_reply(db: str) -> None:
         assert [w.restarts for w in proxy.workers()] == [0, 0]
 
 
+@pytest.mark.parametrize("writer", MODES)
 @pytest.mark.gen_test(timeout=30)
-async def test_async_crash_timeout_and_deadlock(db: str) -> None:
-    async with AsyncSQLiteProxy(db, readers=1, timeout=0.2) as proxy:
+async def test_async_crash_timeout_and_deadlock(db: str, writer: str) -> None:
+    async with AsyncSQLiteProxy(db, readers=1, timeout=0.2, writer=writer) as proxy:
         slow = asyncio.ensure_future(proxy.execute(SLOW, (50_000_000,)))
         await asyncio.sleep(0.3)
         with pytest.raises(ProxyTimeout):
@@ -675,3 +727,108 @@ async def test_async_writes_join_a_batch_with_threads(proxy: SQLiteProxy) -> Non
     assert all(r.rowcount == 1 for r in results[:10]) and isinstance(results[10], SQLiteIntegrityError)
     assert proxy.core.batcher.batches - before == 1  # all twelve in one round trip
     assert (await aproxy.execute("SELECT count(*) FROM t")).fetchone() == (12,)
+
+
+# -- the in-process writer (writer="thread") ------------------------------------------------
+
+
+def open_fds(path: str) -> List[str]:
+    """This process's file descriptors open on ``path`` or its WAL / shm files."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue
+        if target.startswith(path):
+            found.append(target)
+    return found
+
+
+def test_thread_writer_reports_itself_and_close_closes_its_connection(db: str) -> None:
+    p = SQLiteProxy(db, readers=1, initializer=register_pid, writer="thread")
+    assert p.writer_mode == "thread" and "writer=thread" in repr(p)
+    assert "writer=thread" in repr(p.aio()) and p.aio().writer_mode == "thread"
+    info = p.workers()
+    assert [(w.role, w.number, w.restarts) for w in info] == [("reader", 0, 0), ("writer", 0, 0)]
+    assert info[0].pid is not None and info[1].pid is None  # no process of its own
+    p.executescript("CREATE TABLE t (v INTEGER)")
+    p.execute("INSERT INTO t (v) VALUES (worker_pid())")  # the initializer ran here too
+    assert p.execute("SELECT v FROM t").fetchall() == [(os.getpid(),)]
+    assert p.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    with p.transaction() as tx:  # the writer's settings, on its own connection
+        assert tx.execute("PRAGMA synchronous").fetchone() == (2,)
+    assert open_fds(db)  # the writer's connection, in this process
+    p.aio()  # an awaited write starts the writer's thread
+
+    async def awaited() -> None:
+        await p.aio().execute("INSERT INTO t (v) VALUES (1)")
+
+    asyncio.run(awaited())
+    assert "tornpool-sqlite-writer" in [t.name for t in threading.enumerate()]
+    p.close()
+    assert open_fds(db) == []
+    assert not os.path.exists(db + "-wal")  # the last connection closed checkpointed it
+    assert "tornpool-sqlite-writer" not in [t.name for t in threading.enumerate()]
+    with pytest.raises(ProxyClosed):
+        p.execute("INSERT INTO t (v) VALUES (2)")
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    finally:
+        conn.close()
+
+
+def test_thread_writer_close_interrupts_a_running_write(db: str) -> None:
+    p = SQLiteProxy(db, readers=1, writer="thread")
+    p.executescript("CREATE TABLE big (x INTEGER)")
+    caught: List[BaseException] = []
+
+    def write() -> None:
+        try:
+            p.execute("INSERT INTO big (x) " + SLOW.replace("count(*)", "x"), (50_000_000,))
+        except BaseException as exc:
+            caught.append(exc)
+
+    th = threading.Thread(target=write)
+    th.start()
+    wait_busy(p, "writer")
+    start = time.monotonic()
+    p.close(timeout=0.2)
+    th.join(10)
+    assert time.monotonic() - start < 5
+    assert len(caught) == 1 and isinstance(caught[0], ProxyClosed), caught
+    assert open_fds(db) == []
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM big").fetchone() == (0,)  # rolled back
+    finally:
+        conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_thread_writer_long_write_does_not_block_the_loop(db: str) -> None:
+    async with AsyncSQLiteProxy(db, readers=1, writer="thread") as proxy:
+        await proxy.executescript("CREATE TABLE big (x INTEGER)")
+        loop = asyncio.get_running_loop()
+        ticks = [0]
+
+        def tick() -> None:
+            ticks[0] += 1
+            timers.append(loop.call_later(0.01, tick))
+
+        timers = [loop.call_later(0.01, tick)]
+        start = time.monotonic()
+        r = await proxy.execute("INSERT INTO big (x) " + SLOW.replace("count(*)", "x"), (400_000,))
+        elapsed = time.monotonic() - start
+        timers[-1].cancel()
+        assert r.rowcount == 400_000
+        assert elapsed >= 0.1, elapsed  # long enough to matter
+        assert ticks[0] >= elapsed / 0.01 / 4, (ticks, elapsed)  # the loop kept turning
+        # transactions from the awaitable face run on the writer's thread too
+        async with proxy.transaction() as tx:
+            await tx.execute("DELETE FROM big WHERE x > 10")
+            assert (await tx.execute("SELECT count(*) FROM big")).fetchone() == (10,)
+            raise_it = False
+        assert not raise_it
+        assert (await proxy.execute("SELECT count(*) FROM big")).fetchone() == (10,)

@@ -1,10 +1,13 @@
 """The awaitable face of the SQLite proxy: :class:`AsyncSQLiteProxy`.
 
 Same workers, same routing, same FIFO queue as the blocking face; a call
-never blocks the event loop while a worker runs it.  The request is
-written to the worker's socket (a short write into a socket buffer) and the
-loop watches the socket with ``loop.add_reader``; the reply is read when it
-arrives.  Measured against running the blocking call in a thread
+never blocks the event loop while a worker runs it.  For a worker process
+the request is written to the worker's socket (a short write into a socket
+buffer) and the loop watches the socket with ``loop.add_reader``; the reply
+is read when it arrives.  The in-process writer runs the request on a
+thread of its own and resolves the loop's future from there (see
+:meth:`~tornpool.dbapi._sqlite_handles.Handle.roundtrip`).  Measured
+against running the blocking call in a thread
 (``run_in_executor``): about two thirds of the CPU per call when calls come
 one at a time, about the same when they overlap, and no threads
 (``bench/sqlite_bench.py`` prints both).  It needs a loop with
@@ -27,7 +30,7 @@ import asyncio
 import os
 from types import TracebackType
 from typing import (
-    TYPE_CHECKING, Any, Awaitable, Callable, Iterable, List, Optional, Sequence, Type, TypeVar, Union,
+    TYPE_CHECKING, Any, Awaitable, Iterable, List, Optional, Sequence, Type, TypeVar, Union,
     overload,
 )
 
@@ -37,8 +40,8 @@ from ._sqlite_core import (
     split_statement, writer_plan,
 )
 from ._sqlite_errors import ProxyClosed, ProxyTimeout, TransactionClosed, WorkerCrashed
-from ._sqlite_handle import WorkerHandle
-from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, RawReply, encode_request
+from ._sqlite_handles import Handle
+from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, AnyReply, Request
 from ._sqlite_result import Result, result_from_reply
 from ._sqlite_slots import WorkerSlots
 
@@ -50,19 +53,19 @@ __all__ = ["AsyncSQLiteProxy", "AsyncTransaction"]
 A = TypeVar("A", bound="AsyncSQLiteProxy")
 
 
-def _expire(fut: "asyncio.Future[WorkerHandle]", role: str, timeout: float) -> None:
+def _expire(fut: "asyncio.Future[Handle]", role: str, timeout: float) -> None:
     if not fut.done():
         fut.set_exception(ProxyTimeout("no SQLite %s was free within %.3g s" % (role, timeout)))
 
 
-async def acquire(slots: WorkerSlots, timeout: Optional[float]) -> WorkerHandle:
+async def acquire(slots: WorkerSlots, timeout: Optional[float]) -> Handle:
     """Take a worker of ``slots`` without blocking the loop.
 
     :raises ProxyTimeout: none was free within ``timeout``.
     :raises ProxyClosed: the proxy closed.
     """
     got = slots.try_acquire()
-    if isinstance(got, WorkerHandle):
+    if not isinstance(got, asyncio.Future):
         return got
     timer = (asyncio.get_running_loop().call_later(timeout, _expire, got, slots.role, timeout)
              if timeout is not None else None)
@@ -78,55 +81,17 @@ async def acquire(slots: WorkerSlots, timeout: Optional[float]) -> WorkerHandle:
             timer.cancel()
 
 
-def roundtrip(handle: WorkerHandle, data: bytes, on_drained: Callable[[], None],
-              fresh_ok: bool = True) -> "asyncio.Future[RawReply]":
-    """Send ``data`` to ``handle``'s worker; the future resolves to its reply.
-
-    ``on_drained()`` is called once the reply (or the worker's death) has
-    been read -- also when the future was cancelled meanwhile -- and only
-    then may the worker serve someone else.
-
-    :raises WorkerCrashed, ProxyClosed: at once, if the request cannot be sent.
-    """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[RawReply] = loop.create_future()
-    handle.send(data, fresh_ok)
-    fd = handle.fileno()
-
-    def on_readable() -> None:
-        nonlocal fd
-        loop.remove_reader(fd)
-        try:
-            reply = handle.receive()
-            while reply is None:  # the worker's boot message; the reply follows
-                if not handle.buffered():
-                    fd = handle.fileno()
-                    loop.add_reader(fd, on_readable)
-                    return
-                reply = handle.receive()
-        except Exception as exc:
-            on_drained()
-            if not fut.done():
-                fut.set_exception(exc)
-            return
-        on_drained()
-        if not fut.done():
-            fut.set_result(reply)
-
-    loop.add_reader(fd, on_readable)
-    return fut
-
-
-async def call(core: ProxyCore, target: Target, data: bytes) -> RawReply:
+async def call(core: ProxyCore, target: Target, request: Request) -> AnyReply:
     """One awaiting round trip on a worker of ``target`` (or through the batcher)."""
     if isinstance(target, WriteBatcher):
         if core.closed:
             raise ProxyClosed("the SQLite proxy is closed")
-        return await target.submit_async(data)
+        return await target.submit_async(request)
     slots = target
+    data = slots.prepare(request)
     handle = await acquire(slots, core.timeout)
     try:
-        fut = roundtrip(handle, data, lambda: slots.release(handle))
+        fut = handle.roundtrip(data, lambda: slots.release(handle))
     except BaseException:
         if handle.awaiting_reply:  # sent, but nobody will read the reply
             handle.restart()
@@ -194,8 +159,8 @@ class AsyncSQLiteProxy:
         :returns: resolves to a :class:`Result` without rows.
         :raises: as :meth:`SQLiteProxy.execute`.
         """
-        data = encode_request(OP_MANY, sql, list(seq_of_params), False)
-        return await self._run(writer_plan(self.core, data, batch=True))
+        request = (OP_MANY, sql, list(seq_of_params), False)
+        return await self._run(writer_plan(self.core, request, batch=True))
 
     async def executescript(self, script: str) -> Result:
         """Run a ``;``-separated script on the writer.
@@ -203,8 +168,7 @@ class AsyncSQLiteProxy:
         :returns: resolves to an empty :class:`Result`.
         :raises: as :meth:`SQLiteProxy.executescript`.
         """
-        return await self._run(writer_plan(self.core, encode_request(OP_SCRIPT, script),
-                                           batch=False))
+        return await self._run(writer_plan(self.core, (OP_SCRIPT, script), batch=False))
 
     @overload
     def transaction(self, statements: None = None, *,
@@ -244,8 +208,14 @@ class AsyncSQLiteProxy:
     def closed(self) -> bool:
         return self.core.closed
 
+    @property
+    def writer_mode(self) -> str:
+        """``"process"`` or ``"thread"``: where the writer runs."""
+        return self.core.writer_mode
+
     def workers(self) -> List[WorkerInfo]:
-        """The workers (role, number, pid, restarts), readers first."""
+        """The workers (role, number, pid, restarts), readers first; the
+        in-process writer's pid is None (it has no process of its own)."""
         return self.core.workers()
 
     def sync(self) -> "SQLiteProxy":
@@ -264,7 +234,8 @@ class AsyncSQLiteProxy:
         await self.close()
 
     def __repr__(self) -> str:
-        return "<AsyncSQLiteProxy %s%s>" % (self.core.path, " closed" if self.closed else "")
+        return "<AsyncSQLiteProxy %s writer=%s%s>" % (self.core.path, self.core.writer_mode,
+                                                      " closed" if self.closed else "")
 
 
 class AsyncTransaction:
@@ -275,7 +246,7 @@ class AsyncTransaction:
         self.proxy = proxy
         self.core = proxy.core
         self.mode = check_mode(mode)
-        self._handle: Optional[WorkerHandle] = None
+        self._handle: Optional[Handle] = None
         self._generation = 0
         self._token: Optional[Any] = None
         #: resolves when the last statement's reply has been read
@@ -292,7 +263,7 @@ class AsyncTransaction:
             await asyncio.shield(idle)
             idle = self._idle
 
-    async def _roundtrip(self, handle: WorkerHandle, data: bytes, in_tx: bool = True) -> Result:
+    async def _roundtrip(self, handle: Handle, request: Request, in_tx: bool = True) -> Result:
         await self._wait_idle()
         idle = self._idle = asyncio.get_running_loop().create_future()
 
@@ -302,7 +273,7 @@ class AsyncTransaction:
 
         try:
             try:
-                fut = roundtrip(handle, data, drained, fresh_ok=not in_tx)
+                fut = handle.roundtrip(handle.prepare(request), drained, fresh_ok=not in_tx)
             except BaseException:
                 drained()  # nothing was sent, or nobody will answer
                 raise
@@ -321,7 +292,7 @@ class AsyncTransaction:
         handle = await acquire(core.writer, core.timeout)
         self._generation = handle.generation
         try:
-            await self._roundtrip(handle, encode_request(OP_BEGIN, self.mode), in_tx=False)
+            await self._roundtrip(handle, (OP_BEGIN, self.mode), in_tx=False)
         except BaseException:
             await self._release(handle, rollback=True)
             raise
@@ -339,17 +310,16 @@ class AsyncTransaction:
         :raises: as :meth:`SQLiteProxy.execute`.
         """
         self.core.routes.route(sql, True)
-        return await self._roundtrip(self._live(), encode_request(OP_EXEC, sql, params, True))
+        return await self._roundtrip(self._live(), (OP_EXEC, sql, params, True))
 
     async def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> Result:
         """Run a DML statement per parameter set, in the transaction.
 
         :returns: resolves to a :class:`Result` without rows.
         """
-        data = encode_request(OP_MANY, sql, list(seq_of_params), True)
-        return await self._roundtrip(self._live(), data)
+        return await self._roundtrip(self._live(), (OP_MANY, sql, list(seq_of_params), True))
 
-    def _live(self) -> WorkerHandle:
+    def _live(self) -> Handle:
         handle = self._handle
         if handle is None:
             raise TransactionClosed("this transaction's block has ended")
@@ -357,14 +327,14 @@ class AsyncTransaction:
             raise lost_transaction()
         return handle
 
-    async def _release(self, handle: WorkerHandle, rollback: bool) -> None:
+    async def _release(self, handle: Handle, rollback: bool) -> None:
         """Roll back if asked (after the last reply), then give the writer back
         -- only once no reply is outstanding."""
         try:
             await self._wait_idle()
             if rollback and handle.generation == self._generation:
                 try:
-                    await self._roundtrip(handle, encode_request(OP_ROLLBACK))
+                    await self._roundtrip(handle, (OP_ROLLBACK,))
                 except Exception:
                     pass  # the block's own error is the one to see
         finally:
@@ -384,7 +354,7 @@ class AsyncTransaction:
             try:
                 if handle.generation != self._generation:
                     raise lost_transaction()
-                await self._roundtrip(handle, encode_request(OP_COMMIT))
+                await self._roundtrip(handle, (OP_COMMIT,))
             except BaseException:
                 await self._release(handle, rollback=True)
                 raise

@@ -7,7 +7,7 @@ leaves the writer idle while each caller's thread wakes up, and costs one
 / REPLACE, and ``executemany``) that arrive while the writer is busy wait
 together; the next round trip carries all of them (``OP_BATCH``) and the
 writer runs them in one transaction, one savepoint each
-(:meth:`tornpool.dbapi._sqlite_worker._Session.batch`).  Each caller still
+(:meth:`tornpool.dbapi._sqlite_session.Session.batch`).  Each caller still
 gets its own result or its own error, and its write is committed when its
 call returns.  A crash during a batch fails every call of the batch with
 ``WorkerCrashed``, and none of them was committed.
@@ -19,6 +19,13 @@ waiting -- a thread (preferred: a thread can always run) or, if only
 coroutines wait, a task on that coroutine's loop -- so no caller serves the
 others for long.  A coroutine never leads in its own task (a cancelled
 caller must not strand the others): its lead runs in a task of its own.
+
+Each caller prepares its own request before it queues
+(:meth:`~tornpool.dbapi._sqlite_slots.WorkerSlots.prepare`): for a writer
+process it is pickled in the caller's thread, so parameters that do not
+pickle fail that caller alone; the in-process writer takes it as it is.
+With the in-process writer a thread leader runs the batch in its own
+thread, a task leader on the writer's thread.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ import asyncio
 import functools
 import threading
 from collections import deque
-from typing import Callable, Deque, List, Optional
+from typing import Any, Callable, Deque, List, Optional
 
 from ._sqlite_errors import ProxyClosed, WorkerCrashed, WouldDeadlock, error_from_payload
-from ._sqlite_protocol import OP_BATCH, ST_OK, RawReply, decode, encode_request
+from ._sqlite_protocol import OP_BATCH, ST_OK, AnyReply, Request, batch_members, decode_body
 from ._sqlite_slots import WorkerSlots
 
 __all__ = ["WriteBatcher"]
@@ -41,7 +48,7 @@ class _Ticket:
 
     __slots__ = ("data", "ident", "lock", "fut", "reply", "error", "lead")
 
-    def __init__(self, data: bytes, fut: Optional["asyncio.Future[RawReply]"]) -> None:
+    def __init__(self, data: Any, fut: Optional["asyncio.Future[AnyReply]"]) -> None:
         self.data = data
         self.ident = threading.get_ident()
         self.fut = fut
@@ -49,7 +56,7 @@ class _Ticket:
         if fut is None:
             self.lock = threading.Lock()
             self.lock.acquire()
-        self.reply: Optional[RawReply] = None
+        self.reply: Optional[AnyReply] = None
         self.error: Optional[BaseException] = None
         #: set when this (thread) ticket is handed the lead
         self.lead = False
@@ -58,7 +65,7 @@ class _Ticket:
         """A coroutine that stopped waiting (cancelled)."""
         return self.fut is not None and self.fut.done()
 
-    def resolve(self, reply: Optional[RawReply], error: Optional[BaseException]) -> None:
+    def resolve(self, reply: Optional[AnyReply], error: Optional[BaseException]) -> None:
         fut = self.fut
         if fut is None:
             self.reply, self.error = reply, error
@@ -74,7 +81,7 @@ class _Ticket:
             pass
 
 
-def _settle(fut: "asyncio.Future[RawReply]", reply: Optional[RawReply],
+def _settle(fut: "asyncio.Future[AnyReply]", reply: Optional[AnyReply],
             error: Optional[BaseException]) -> None:
     if fut.done():
         return
@@ -89,7 +96,8 @@ class WriteBatcher:
     """Queues single DML writes and sends them to the writer in batches.
 
     :param slots: the writer's slots (shared with transactions and
-        non-batchable writes, which take the writer for themselves).
+        non-batchable writes, which take the writer for themselves); they
+        also prepare each caller's request.
     :param timeout: how long a leader waits for the writer.
     :param max_batch: requests per round trip at most.
     """
@@ -110,7 +118,7 @@ class WriteBatcher:
 
     # -- callers ------------------------------------------------------------------------------
 
-    def submit(self, data: bytes) -> RawReply:
+    def submit(self, request: Request) -> AnyReply:
         """Run one write request, blocking the calling thread.
 
         :raises WouldDeadlock: called on the thread of an event loop whose
@@ -118,7 +126,7 @@ class WriteBatcher:
         :raises: whatever the write raises (its own error), ProxyTimeout,
             ProxyClosed, WorkerCrashed.
         """
-        ticket = _Ticket(data, None)
+        ticket = _Ticket(self.slots.prepare(request), None)
         ident = ticket.ident
         with self._lock:
             if self._leader is not None and self._leader == ident:
@@ -142,14 +150,14 @@ class WriteBatcher:
         assert ticket.reply is not None
         return ticket.reply
 
-    async def submit_async(self, data: bytes) -> RawReply:
+    async def submit_async(self, request: Request) -> AnyReply:
         """Run one write request without blocking the loop.
 
         :returns: resolves to the raw reply.
         :raises: as :meth:`submit`.
         """
         loop = asyncio.get_running_loop()
-        ticket = _Ticket(data, loop.create_future())
+        ticket = _Ticket(self.slots.prepare(request), loop.create_future())
         with self._lock:
             self._pending.append(ticket)
             lead = self._leader is None
@@ -225,7 +233,7 @@ class WriteBatcher:
                 if not batch:
                     break
                 try:
-                    reply = handle.call(self._request(batch))
+                    reply = handle.call(handle.prepare(self._request(batch)))
                 except Exception as exc:
                     self._failed(batch, exc)
                     continue
@@ -243,7 +251,7 @@ class WriteBatcher:
         """Lead from a task of this loop until ``mine`` is answered (or gone).
         Replies are handed out by a callback of the round trip, so they reach
         their callers even if this task is cancelled (the loop is closing)."""
-        from ._sqlite_async import acquire, roundtrip
+        from ._sqlite_async import acquire
 
         try:
             handle = await acquire(self.slots, self.timeout())
@@ -258,8 +266,8 @@ class WriteBatcher:
                     break
                 done = drained = asyncio.get_running_loop().create_future()
                 try:
-                    fut = roundtrip(handle, self._request(batch),
-                                    lambda: None if done.done() else done.set_result(None))
+                    fut = handle.roundtrip(handle.prepare(self._request(batch)),
+                                           lambda: None if done.done() else done.set_result(None))
                 except Exception as exc:
                     done.set_result(None)
                     self._failed(batch, exc)
@@ -273,17 +281,17 @@ class WriteBatcher:
                 drained.add_done_callback(lambda _: self.slots.release(handle))
             self._pass_lead()
 
-    def _settled(self, batch: List[_Ticket], fut: "asyncio.Future[RawReply]") -> None:
+    def _settled(self, batch: List[_Ticket], fut: "asyncio.Future[AnyReply]") -> None:
         exc = fut.exception()
         if exc is not None:
             self._failed(batch, exc)
         else:
             self._distribute(batch, fut.result())
 
-    def _request(self, batch: List[_Ticket]) -> bytes:
+    def _request(self, batch: List[_Ticket]) -> Request:
         self.batches += 1
         self.requests += len(batch)
-        return encode_request(OP_BATCH, [t.data for t in batch])
+        return (OP_BATCH, [t.data for t in batch])
 
     @staticmethod
     def _failed(batch: List[_Ticket], exc: BaseException) -> None:
@@ -291,16 +299,15 @@ class WriteBatcher:
         for ticket in batch:
             ticket.resolve(None, exc)
 
-    def _distribute(self, batch: List[_Ticket], reply: RawReply) -> None:
+    def _distribute(self, batch: List[_Ticket], reply: AnyReply) -> None:
         status, body = reply
         if status != ST_OK:  # the batch as a whole failed (BEGIN: database is locked, ...)
-            error = error_from_payload(decode(body))
+            error = error_from_payload(decode_body(body))
             for ticket in batch:
                 ticket.resolve(None, error)
             return
-        framed: List[bytes] = decode(body)
-        for ticket, one in zip(batch, framed):
-            ticket.resolve((one[0], memoryview(one)[1:]), None)
+        for ticket, one in zip(batch, batch_members(body)):
+            ticket.resolve(one, None)
 
     def queued(self) -> int:
         """Writes waiting for the next batch."""

@@ -2,8 +2,10 @@
 
 :class:`ProxyCore` owns the writer's and the readers' :class:`WorkerSlots`,
 the statement route cache and the "which transaction is this caller in"
-context variable.  A *plan* (:func:`execute_plan`, :func:`writer_plan`) is
-a generator that yields ``(slots, request)`` round trips and returns the
+context variable.  The readers are always worker processes; the writer is
+one too (``writer="process"``) or a connection in this process
+(``writer="thread"``, :mod:`tornpool.dbapi._sqlite_thread_writer`).  A *plan* (:func:`execute_plan`, :func:`writer_plan`) is
+a generator that yields ``(slots, request tuple)`` round trips and returns the
 :class:`~tornpool.dbapi._sqlite_result.Result`; the blocking face drives it
 with :meth:`ProxyCore.call`, the async face with an awaiting driver, so
 routing is written once.
@@ -19,7 +21,9 @@ from typing import Any, Callable, Generator, List, NamedTuple, Optional, Protoco
 
 from ._sqlite_errors import DatabaseNotFound, ProxyClosed, ProxyConfigError, WorkerCrashed, WouldDeadlock
 from ._sqlite_handle import WorkerHandle
-from ._sqlite_protocol import OP_EXEC, ST_BOUNCE, RawReply, WorkerSpec, encode_request
+from ._sqlite_handles import Handle
+from ._sqlite_protocol import OP_EXEC, ST_BOUNCE, AnyReply, Request, WorkerSpec
+from ._sqlite_thread_writer import ThreadWriter
 from ._sqlite_result import Result, result_from_reply
 from ._sqlite_batch import WriteBatcher
 from ._sqlite_slots import WorkerSlots
@@ -31,11 +35,13 @@ __all__ = ["ProxyCore", "WorkerInfo", "Plan", "Target", "execute_plan", "writer_
 #: where a request goes: a worker of these slots, or the writer's batcher
 Target = Union[WorkerSlots, WriteBatcher]
 #: a round-trip generator: yields (target, request), receives the reply
-Plan = Generator[Tuple[Target, bytes], RawReply, Result]
+Plan = Generator[Tuple[Target, Request], AnyReply, Result]
 #: an entry of ``transaction([...])``: SQL, or (SQL, parameters)
 Statement = Union[str, Tuple[str, Any]]
 
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+#: where the writer runs: in a process of its own, or in this process
+WRITER_MODES = ("thread", "process")
 
 
 class WorkerInfo(NamedTuple):
@@ -87,7 +93,7 @@ def make_core(path: Union[str, "os.PathLike[str]"], readers: int, **options: Any
     """A :class:`ProxyCore` with the proxies' defaults (see :class:`SQLiteProxy`)."""
     defaults: dict[str, Any] = dict(create=True, timeout=30.0, busy_timeout=5.0,
                                     synchronous="FULL", init_sql=(), initializer=None,
-                                    executable=None, cached_statements=256)
+                                    executable=None, cached_statements=256, writer="process")
     unknown = set(options) - set(defaults)
     if unknown:
         raise ProxyConfigError("unknown SQLiteProxy option(s): %s" % ", ".join(sorted(unknown)))
@@ -103,7 +109,7 @@ class ProxyCore:
     def __init__(self, path: Union[str, "os.PathLike[str]"], readers: int, *, create: bool,
                  timeout: Optional[float], busy_timeout: float, synchronous: str,
                  init_sql: Sequence[str], initializer: Optional[Callable[[Any], None]],
-                 executable: Optional[str], cached_statements: int) -> None:
+                 executable: Optional[str], cached_statements: int, writer: str) -> None:
         raw = os.fspath(path)
         if not isinstance(raw, str) or not raw or raw == ":memory:" or raw.startswith("file:"):
             raise ProxyConfigError("the SQLite proxy needs the path of a database file (each "
@@ -116,13 +122,20 @@ class ProxyCore:
                                    % (", ".join(_SYNCHRONOUS), synchronous))
         if timeout is not None and timeout < 0:
             raise ProxyConfigError("timeout must be >= 0 or None, not %r" % (timeout,))
+        if writer not in WRITER_MODES:
+            raise ProxyConfigError("writer must be one of %s, not %r"
+                                   % (", ".join(WRITER_MODES), writer))
         self.path = os.path.abspath(raw)
         self.create = create
         #: seconds a call waits for a free worker (None: forever)
         self.timeout = timeout
         spec = WorkerSpec(self.path, "writer", create, float(busy_timeout), sync,
                           tuple(init_sql), initializer, int(cached_statements))
-        self.writer = WorkerSlots([WorkerHandle(spec, 0, executable)], "writer")
+        #: "thread" (the writer's connection in this process) or "process"
+        self.writer_mode = writer
+        handle: Handle = (ThreadWriter(spec) if writer == "thread"
+                          else WorkerHandle(spec, 0, executable))
+        self.writer = WorkerSlots([handle], "writer")
         rspec = spec._replace(role="reader", create=False)
         self.readers: Optional[WorkerSlots] = (
             WorkerSlots([WorkerHandle(rspec, i, executable) for i in range(readers)], "reader")
@@ -136,7 +149,7 @@ class ProxyCore:
         self.started = False
         self.closed = False
 
-    def _handles(self) -> List[WorkerHandle]:
+    def _handles(self) -> List[Handle]:
         readers = list(self.readers.handles) if self.readers is not None else []
         return readers + list(self.writer.handles)
 
@@ -211,11 +224,12 @@ class ProxyCore:
                                 "holds the writer: use the transaction handle (tx.execute) "
                                 "instead of the proxy")
 
-    def call(self, target: Target, data: bytes) -> RawReply:
+    def call(self, target: Target, request: Request) -> AnyReply:
         """One blocking round trip on a worker of ``target`` (or through the
         batcher).  The reply's body is unpickled by the caller, after the
         worker went to the next one.
 
+        :raises UnpicklableParameters: a worker process cannot be sent it.
         :raises ProxyTimeout: no worker became free within :attr:`timeout`.
         :raises WorkerCrashed: the worker died during the call.
         :raises ProxyClosed: the proxy is (or got) closed.
@@ -223,8 +237,9 @@ class ProxyCore:
         if isinstance(target, WriteBatcher):
             if self.closed:
                 raise ProxyClosed("the SQLite proxy is closed")
-            return target.submit(data)
+            return target.submit(request)
         slots = target
+        data = slots.prepare(request)
         handle = slots.acquire(self.timeout)
         try:
             return handle.call(data)
@@ -238,7 +253,8 @@ class ProxyCore:
             slots.release(handle)
 
     def workers(self) -> List[WorkerInfo]:
-        """The workers: role, index, current pid, restarts so far."""
+        """The workers: role, index, current pid (None for the in-process
+        writer), restarts so far."""
         return [WorkerInfo(h.spec.role, h.index, h.pid, h.restarts) for h in self._handles()]
 
 
@@ -247,19 +263,19 @@ def execute_plan(core: ProxyCore, sql: str, params: Any) -> Plan:
     if the reader bounces it (not a pure read), to the writer; DML through
     the batcher."""
     route = core.routes.route(sql, False)
-    data = encode_request(OP_EXEC, sql, params, False)
+    request = (OP_EXEC, sql, params, False)
     if route == READ and core.readers is not None:
-        reply = yield core.readers, data
+        reply = yield core.readers, request
         if reply[0] != ST_BOUNCE:
             return result_from_reply(reply)
         route = core.routes.learned_write(sql)
-    return (yield from writer_plan(core, data, batch=route == DML))
+    return (yield from writer_plan(core, request, batch=route == DML))
 
 
-def writer_plan(core: ProxyCore, data: bytes, batch: bool) -> Plan:
+def writer_plan(core: ProxyCore, request: Request, batch: bool) -> Plan:
     """One request on the writer: through the batcher (DML), or alone."""
     core.check_no_tx()
-    return result_from_reply((yield (core.batcher if batch else core.writer), data))
+    return result_from_reply((yield (core.batcher if batch else core.writer), request))
 
 
 def run_plan(core: ProxyCore, plan: Plan) -> Result:

@@ -169,6 +169,7 @@ _SPECIAL: dict[str, type[Exception]] = {
     "Unpicklable": UnpicklableParameters,
     "TransactionControl": TransactionControlError,
     "TransactionLost": SQLiteOperationalError,
+    "Closed": ProxyClosed,
 }
 
 
@@ -176,7 +177,8 @@ def error_from_payload(payload: ErrorPayload) -> Exception:
     """Build the exception a worker described.
 
     :param payload: ``(kind, message, errorcode, errorname)`` as sent by
-        :mod:`tornpool.dbapi._sqlite_worker`.
+        :mod:`tornpool.dbapi._sqlite_session` (in a worker process or in the
+        in-process writer).
     :returns: an instance of one of the classes above, carrying
         ``sqlite_errorcode`` and ``sqlite_errorname`` (None when SQLite did not
         report one).

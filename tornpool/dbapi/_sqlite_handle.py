@@ -15,25 +15,30 @@ A :class:`WorkerHandle` is used by one caller at a time (the slots of
   raises :class:`~tornpool.dbapi._sqlite_errors.WorkerCrashed`.  A worker
   that died while idle refuses the next request (``EPIPE``); it is then
   restarted and the request sent to the new one: nothing ran.
+* **from an event loop** (:meth:`WorkerHandle.roundtrip`): the request is
+  written (a short write into the socket buffer) and the loop watches the
+  socket with ``loop.add_reader``; the reply is read when it arrives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import socket
 import subprocess
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ._sqlite_channel import Channel
 from ._sqlite_errors import ProxyClosed, WorkerCrashed, error_from_payload
 from ._sqlite_protocol import (
-    OP_CLOSE, PROTOCOL, ST_BOOT_ERR, ST_READY, RawReply, WorkerSpec, decode, split_reply,
+    OP_CLOSE, PROTOCOL, ST_BOOT_ERR, ST_READY, RawReply, Request, WorkerSpec, decode, encode_request,
+    split_reply,
 )
 
 __all__ = ["WorkerHandle"]
 
-_CLOSE = pickle.dumps((OP_CLOSE,), PROTOCOL)
+_CLOSE = encode_request((OP_CLOSE,))
 _BOOT = ("import sys; sys.path[:] = %r; "
          "from tornpool.dbapi._sqlite_worker import main; main(%d)")
 
@@ -73,9 +78,22 @@ class WorkerHandle:
         return None if p is None else p.pid
 
     @property
+    def in_process(self) -> bool:
+        """False: a worker process."""
+        return False
+
+    @property
     def awaiting_reply(self) -> bool:
         """True between a request written and its reply read."""
         return self._awaiting
+
+    @staticmethod
+    def prepare(request: Request) -> bytes:
+        """``request`` pickled for the worker.
+
+        :raises UnpicklableParameters: something in it does not pickle.
+        """
+        return encode_request(request)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -236,6 +254,42 @@ class WorkerHandle:
             reply = self.receive()
             if reply is not None:
                 return reply
+
+    def roundtrip(self, data: bytes, on_drained: Callable[[], None],
+                  fresh_ok: bool = True) -> "asyncio.Future[RawReply]":
+        """Send ``data`` from the running loop; the future resolves to the
+        reply.  ``on_drained()`` is called once the reply (or the worker's
+        death) has been read -- also when the future was cancelled meanwhile.
+
+        :raises WorkerCrashed, ProxyClosed: at once, if the request cannot be sent.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[RawReply] = loop.create_future()
+        self.send(data, fresh_ok)
+        fd = self.fileno()
+
+        def on_readable() -> None:
+            nonlocal fd
+            loop.remove_reader(fd)
+            try:
+                reply = self.receive()
+                while reply is None:  # the worker's boot message; the reply follows
+                    if not self.buffered():
+                        fd = self.fileno()
+                        loop.add_reader(fd, on_readable)
+                        return
+                    reply = self.receive()
+            except Exception as exc:
+                on_drained()
+                if not fut.done():
+                    fut.set_exception(exc)
+                return
+            on_drained()
+            if not fut.done():
+                fut.set_result(reply)
+
+        loop.add_reader(fd, on_readable)
+        return fut
 
     def _crashed(self) -> Exception:
         process = self._process

@@ -28,16 +28,23 @@ the reader refused it while preparing it, so nothing ran.  A worker sends
 one unsolicited message when it starts: ``ST_READY`` with its pid, or
 ``ST_BOOT_ERR`` with an error payload (and then exits).  Before that the
 proxy sends it one message too: its pickled :class:`WorkerSpec`.
+
+The in-process writer (``writer="thread"``) runs the same requests without
+any of this: it takes the request tuple as it is and answers with the reply
+``(status, body)`` as the session built it.  So a reply the proxy reads has
+either a pickled body (a ``memoryview``: it came from a process) or the
+object itself; :func:`decode_body` and :func:`batch_members` accept both.
 """
 
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple, Union
 
 from ._sqlite_errors import UnpicklableParameters
 
-__all__ = ["WorkerSpec", "encode_request", "encode_reply", "split_reply", "decode"]
+__all__ = ["WorkerSpec", "Request", "Reply", "RawReply", "AnyReply", "encode_request", "encode_reply",
+           "split_reply", "decode", "decode_body", "batch_members"]
 
 OP_EXEC, OP_MANY, OP_SCRIPT, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_CLOSE, OP_BATCH = range(8)
 ST_OK, ST_ERR, ST_BOUNCE, ST_READY, ST_BOOT_ERR = range(5)
@@ -45,10 +52,14 @@ ST_OK, ST_ERR, ST_BOUNCE, ST_READY, ST_BOOT_ERR = range(5)
 #: pickle protocol of every message (5: out-of-band capable, fastest for bytes)
 PROTOCOL = 5
 
-#: a reply as the worker builds it: (status, body)
+#: a request: (OP_*, fields...)
+Request = Tuple[Any, ...]
+#: a reply as the session builds it: (status, body)
 Reply = Tuple[int, Any]
-#: a reply as the proxy reads it: (status, pickled body)
+#: a reply as the proxy reads it from a worker process: (status, pickled body)
 RawReply = Tuple[int, memoryview]
+#: a reply from either kind of writer: a :data:`RawReply` or a :data:`Reply`
+AnyReply = Tuple[int, Any]
 
 
 class WorkerSpec(NamedTuple):
@@ -74,8 +85,8 @@ class WorkerSpec(NamedTuple):
     cached_statements: int
 
 
-def encode_request(*request: Any) -> bytes:
-    """Pickle one request.
+def encode_request(request: Request) -> bytes:
+    """Pickle one request (for a worker process).
 
     :raises UnpicklableParameters: something in it does not pickle.
     """
@@ -91,7 +102,7 @@ def encode_reply(status: int, body: Any) -> bytes:
     return bytes((status,)) + pickle.dumps(body, PROTOCOL)
 
 
-def split_reply(data: bytearray) -> RawReply:
+def split_reply(data: Union[bytes, bytearray]) -> RawReply:
     """(status, pickled body) of a framed reply (proxy side)."""
     return data[0], memoryview(data)[1:]
 
@@ -99,3 +110,15 @@ def split_reply(data: bytearray) -> RawReply:
 def decode(data: Union[bytes, bytearray, memoryview]) -> Any:
     """Unpickle one request, or one reply's body."""
     return pickle.loads(data)
+
+
+def decode_body(body: Any) -> Any:
+    """A reply's body as an object: unpickled if it came from a worker
+    process (a ``memoryview``), else as it is (the in-process writer's)."""
+    return pickle.loads(body) if isinstance(body, memoryview) else body
+
+
+def batch_members(body: Any) -> List[AnyReply]:
+    """The replies of the members of an ``OP_BATCH`` reply's body, in order:
+    framed ones (from a worker process) split, in-process ones as they are."""
+    return [m if isinstance(m, tuple) else split_reply(m) for m in decode_body(body)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from ._sqlite_errors import error_from_payload
-from ._sqlite_protocol import ST_OK, RawReply, decode
+from ._sqlite_protocol import ST_OK, AnyReply, decode_body
 
 __all__ = ["Result", "result_from_reply"]
 
@@ -16,7 +16,7 @@ Description = Tuple[Tuple[Any, ...], ...]
 class Result:
     """What ``execute`` returns: every row, already here (cursor-like).
 
-    The worker ran ``fetchall()`` and pickled the rows back, so the fetch
+    The worker ran ``fetchall()`` (and, a worker process, pickled the rows back), so the fetch
     methods are plain synchronous calls that never touch a worker.
 
     :ivar rows: all rows, as tuples.
@@ -82,13 +82,13 @@ class Result:
             len(self.rows), self.rowcount, self.lastrowid)
 
 
-def result_from_reply(reply: RawReply) -> Result:
-    """Turn a worker's ``ST_OK`` reply into a :class:`Result`.
+def result_from_reply(reply: AnyReply) -> Result:
+    """Turn a worker's ``ST_OK`` reply (pickled, or in-process) into a :class:`Result`.
 
     :raises SQLiteError: the reply is an error (its class, its message).
     """
     status, body = reply
     if status == ST_OK:
-        rows, description, rowcount, lastrowid = decode(body)
+        rows, description, rowcount, lastrowid = decode_body(body)
         return Result(rows, description, rowcount, lastrowid)
-    raise error_from_payload(decode(body))
+    raise error_from_payload(decode_body(body))

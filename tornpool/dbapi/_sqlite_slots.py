@@ -18,10 +18,11 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._sqlite_errors import ProxyClosed, ProxyTimeout, WouldDeadlock
-from ._sqlite_handle import WorkerHandle
+from ._sqlite_handles import Handle
+from ._sqlite_protocol import Request
 
 __all__ = ["WorkerSlots"]
 
@@ -33,11 +34,11 @@ class _ThreadWaiter:
         self.lock = threading.Lock()
         self.lock.acquire()
         self.ident = ident
-        self.handle: Optional[WorkerHandle] = None
+        self.handle: Optional[Handle] = None
         self.error: Optional[BaseException] = None
 
 
-_AsyncWaiter = Tuple["asyncio.Future[WorkerHandle]", int]
+_AsyncWaiter = Tuple["asyncio.Future[Handle]", int]
 _Waiter = Union[_ThreadWaiter, _AsyncWaiter]
 
 
@@ -48,21 +49,29 @@ class WorkerSlots:
     :param role: "writer" or "reader" (for messages).
     """
 
-    def __init__(self, handles: Sequence[WorkerHandle], role: str) -> None:
+    def __init__(self, handles: Sequence[Handle], role: str) -> None:
         self.handles = tuple(handles)
         self.role = role
         self._lock = threading.Lock()
         self._released = threading.Condition(self._lock)
-        self._idle: Deque[WorkerHandle] = deque(handles)
+        self._idle: Deque[Handle] = deque(handles)
         self._waiters: Deque[_Waiter] = deque()
-        self._holders: Dict[WorkerHandle, int] = {}
+        self._holders: Dict[Handle, int] = {}
         self._closed = False
+
+    def prepare(self, request: Request) -> Any:
+        """``request`` made ready for these handles (all of one kind), before
+        one is taken: see :meth:`~tornpool.dbapi._sqlite_handles.Handle.prepare`.
+
+        :raises UnpicklableParameters: they are processes and it does not pickle.
+        """
+        return self.handles[0].prepare(request)
 
     def _would_deadlock(self, ident: int) -> bool:
         holders = self._holders
         return len(holders) == len(self.handles) and all(t == ident for t in holders.values())
 
-    def _take_idle(self, ident: int) -> Optional[WorkerHandle]:
+    def _take_idle(self, ident: int) -> Optional[Handle]:
         """Under the lock: an idle handle for thread ``ident``, or None."""
         if self._closed:
             raise ProxyClosed("the SQLite proxy is closed")
@@ -72,7 +81,7 @@ class WorkerSlots:
         self._holders[handle] = ident
         return handle
 
-    def acquire(self, timeout: Optional[float]) -> WorkerHandle:
+    def acquire(self, timeout: Optional[float]) -> Handle:
         """Take a handle, blocking the calling thread until one is free.
 
         :raises ProxyTimeout: none was free within ``timeout`` seconds.
@@ -105,7 +114,7 @@ class WorkerSlots:
         assert waiter.handle is not None
         return waiter.handle
 
-    def try_acquire(self) -> Union[WorkerHandle, "asyncio.Future[WorkerHandle]"]:
+    def try_acquire(self) -> Union[Handle, "asyncio.Future[Handle]"]:
         """For a coroutine: a free handle at once, else a future of the
         running loop that resolves to one (FIFO with the threads).  Cancel
         the future (or let it time out) to leave the queue; a handle handed
@@ -118,11 +127,11 @@ class WorkerSlots:
             handle = self._take_idle(ident)
             if handle is not None:
                 return handle
-            fut: asyncio.Future[WorkerHandle] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[Handle] = asyncio.get_running_loop().create_future()
             self._waiters.append((fut, ident))
             return fut
 
-    def release(self, handle: WorkerHandle) -> None:
+    def release(self, handle: Handle) -> None:
         """Give ``handle`` back: to the first waiter still waiting, else idle."""
         with self._lock:
             self._holders.pop(handle, None)
@@ -150,7 +159,7 @@ class WorkerSlots:
             self._idle.append(handle)
             self._released.notify_all()
 
-    def _deliver(self, fut: "asyncio.Future[WorkerHandle]", handle: WorkerHandle) -> None:
+    def _deliver(self, fut: "asyncio.Future[Handle]", handle: Handle) -> None:
         if fut.done():  # cancelled or timed out after it was chosen
             self.release(handle)
         else:
@@ -174,7 +183,7 @@ class WorkerSlots:
                 except RuntimeError:
                     pass
 
-    def drain(self, deadline: float) -> Tuple[List[WorkerHandle], List[WorkerHandle]]:
+    def drain(self, deadline: float) -> Tuple[List[Handle], List[Handle]]:
         """After :meth:`close`: wait until every handle is back or the
         ``deadline`` (``time.monotonic()``) passes.
 
@@ -200,6 +209,6 @@ class WorkerSlots:
             return len(self._waiters)
 
 
-def _fail(fut: "asyncio.Future[WorkerHandle]", error: BaseException) -> None:
+def _fail(fut: "asyncio.Future[Handle]", error: BaseException) -> None:
     if not fut.done():
         fut.set_exception(error)

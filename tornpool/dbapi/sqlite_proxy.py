@@ -1,10 +1,12 @@
 """A multi-process SQLite proxy: :class:`SQLiteProxy` (blocking, thread-safe)
 and :class:`AsyncSQLiteProxy` (awaitables, for Tornado and asyncio).
 
-N reader processes and one writer process each hold their own sqlite3
-connection to one database file in WAL mode.  Reads spread over the
-readers, so a multithreaded server gets more than one core out of SQLite;
-writes and transactions go to the writer (SQLite has one writer at a time).
+N reader processes and one writer each hold their own sqlite3 connection
+to one database file in WAL mode.  Reads spread over the readers, so a
+multithreaded server gets more than one core out of SQLite; writes and
+transactions go to the writer (SQLite has one writer at a time), which is a
+process of its own (``writer="process"``) or a connection in the calling
+process (``writer="thread"``).
 
     proxy = SQLiteProxy("/srv/app.db", readers=2)
     proxy.executescript("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
@@ -38,12 +40,12 @@ from ._sqlite_errors import (
     SQLiteNotSupportedError, SQLiteOperationalError, SQLiteProgrammingError, TransactionClosed,
     TransactionControlError, UnpicklableParameters, WorkerCrashed, WouldDeadlock,
 )
-from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, encode_request
+from ._sqlite_protocol import OP_BEGIN, OP_COMMIT, OP_EXEC, OP_MANY, OP_ROLLBACK, OP_SCRIPT, Request
 from ._sqlite_result import Result, result_from_reply
 from ._sqlite_statements import RouteCache
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._sqlite_handle import WorkerHandle
+    from ._sqlite_handles import Handle
 
 __all__ = [
     "SQLiteProxy", "AsyncSQLiteProxy", "Transaction", "Result", "WorkerInfo",
@@ -86,6 +88,12 @@ class SQLiteProxy:
     :param executable: the Python interpreter the workers run (default
         ``sys.executable``; set it where that is not Python, e.g. embedded).
     :param cached_statements: sqlite3's prepared-statement cache per worker.
+    :param writer: where the writer runs: ``"process"`` (default: a worker
+        process, like the readers -- a crash in SQLite or a CPU-heavy write
+        does not touch the caller) or ``"thread"`` (its connection lives in
+        this process and a write runs in the calling thread -- no IPC and
+        no pickling, so cheaper per write; parameters are not pickled, so one
+        sqlite3 cannot bind raises ``SQLiteProgrammingError``).
     :raises DatabaseNotFound: no such directory, or no file and ``create=False``.
     :raises ProxyConfigError: an invalid argument (``:memory:``, ...).
     :raises SQLiteError: a worker could not open the file (its sqlite3 error).
@@ -129,8 +137,8 @@ class SQLiteProxy:
         :returns: a result without rows; ``rowcount`` is the total.
         :raises: as :meth:`execute`.
         """
-        data = encode_request(OP_MANY, sql, list(seq_of_params), False)
-        return run_plan(self.core, writer_plan(self.core, data, batch=True))
+        request = (OP_MANY, sql, list(seq_of_params), False)
+        return run_plan(self.core, writer_plan(self.core, request, batch=True))
 
     def executescript(self, script: str) -> Result:
         """Run several ``;``-separated statements on the writer (schema set-up,
@@ -139,8 +147,7 @@ class SQLiteProxy:
 
         :raises: as :meth:`execute`.
         """
-        data = encode_request(OP_SCRIPT, script)
-        return run_plan(self.core, writer_plan(self.core, data, batch=False))
+        return run_plan(self.core, writer_plan(self.core, (OP_SCRIPT, script), batch=False))
 
     @overload
     def transaction(self, statements: None = None, *, mode: str = "IMMEDIATE") -> "Transaction": ...
@@ -188,8 +195,14 @@ class SQLiteProxy:
         """The statement route cache (read candidate or writer, per SQL text)."""
         return self.core.routes
 
+    @property
+    def writer_mode(self) -> str:
+        """``"process"`` or ``"thread"``: where the writer runs."""
+        return self.core.writer_mode
+
     def workers(self) -> List[WorkerInfo]:
-        """The workers (role, number, pid, restarts), readers first."""
+        """The workers (role, number, pid, restarts), readers first; the
+        in-process writer's pid is None (it has no process of its own)."""
         return self.core.workers()
 
     def aio(self) -> AsyncSQLiteProxy:
@@ -205,9 +218,9 @@ class SQLiteProxy:
 
     def __repr__(self) -> str:
         readers = self.core.readers
-        return "<SQLiteProxy %s readers=%d%s>" % (
+        return "<SQLiteProxy %s readers=%d writer=%s%s>" % (
             self.core.path, 0 if readers is None else len(readers.handles),
-            " closed" if self.core.closed else "")
+            self.core.writer_mode, " closed" if self.core.closed else "")
 
 
 class Transaction:
@@ -220,7 +233,7 @@ class Transaction:
     def __init__(self, core: ProxyCore, mode: str) -> None:
         self.core = core
         self.mode = check_mode(mode)
-        self._handle: Optional["WorkerHandle"] = None
+        self._handle: Optional["Handle"] = None
         self._generation = 0
         self._token: Optional[Any] = None
         self._lock = threading.Lock()
@@ -235,7 +248,7 @@ class Transaction:
         core.check_no_tx()
         handle = core.writer.acquire(core.timeout)
         try:
-            result_from_reply(handle.call(encode_request(OP_BEGIN, self.mode)))
+            result_from_reply(handle.call(handle.prepare((OP_BEGIN, self.mode))))
         except BaseException:
             core.writer.release(handle)
             raise
@@ -243,7 +256,7 @@ class Transaction:
         self._token = core.tx_owner.set(self)
         return self
 
-    def _call(self, data: bytes) -> Result:
+    def _call(self, request: Request) -> Result:
         with self._lock:
             handle = self._handle
             if handle is None:
@@ -251,7 +264,7 @@ class Transaction:
             if handle.generation != self._generation:
                 raise lost_transaction()
             try:
-                return result_from_reply(handle.call(data, fresh_ok=False))
+                return result_from_reply(handle.call(handle.prepare(request), fresh_ok=False))
             except WorkerCrashed as exc:
                 raise lost_transaction() from exc
 
@@ -264,11 +277,11 @@ class Transaction:
         :raises: as :meth:`SQLiteProxy.execute`.
         """
         self.core.routes.route(sql, True)
-        return self._call(encode_request(OP_EXEC, sql, params, True))
+        return self._call((OP_EXEC, sql, params, True))
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> Result:
         """Run a DML statement once per parameter set, in the transaction."""
-        return self._call(encode_request(OP_MANY, sql, list(seq_of_params), True))
+        return self._call((OP_MANY, sql, list(seq_of_params), True))
 
     def __exit__(self, et: Optional[Type[BaseException]], e: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
@@ -281,12 +294,13 @@ class Transaction:
                         raise lost_transaction()
                 elif et is None:
                     try:
-                        result_from_reply(handle.call(encode_request(OP_COMMIT), fresh_ok=False))
+                        result_from_reply(handle.call(handle.prepare((OP_COMMIT,)),
+                                                      fresh_ok=False))
                     except WorkerCrashed as exc:
                         raise lost_transaction() from exc
                 else:
                     try:
-                        handle.call(encode_request(OP_ROLLBACK), fresh_ok=False)
+                        handle.call(handle.prepare((OP_ROLLBACK,)), fresh_ok=False)
                     except Exception:
                         pass  # the block's own error is the one to see
         finally:
