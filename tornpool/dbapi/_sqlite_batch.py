@@ -37,7 +37,9 @@ from collections import deque
 from typing import Any, Callable, Deque, List, Optional
 
 from ._sqlite_errors import ProxyClosed, WorkerCrashed, WouldDeadlock, error_from_payload
-from ._sqlite_protocol import OP_BATCH, ST_OK, AnyReply, Request, batch_members, decode_body
+from ._sqlite_protocol import (
+    OP_BATCH, ST_OK, AnyReply, Request, batch_members, decode_body, settle_reply,
+)
 from ._sqlite_slots import WorkerSlots
 
 __all__ = ["WriteBatcher"]
@@ -74,22 +76,11 @@ class _Ticket:
             return
         try:
             if self.ident == threading.get_ident():
-                _settle(fut, reply, error)
+                settle_reply(fut, reply, error)
             else:
-                fut.get_loop().call_soon_threadsafe(_settle, fut, reply, error)
+                fut.get_loop().call_soon_threadsafe(settle_reply, fut, reply, error)
         except RuntimeError:  # its loop is closed: nobody to tell
             pass
-
-
-def _settle(fut: "asyncio.Future[AnyReply]", reply: Optional[AnyReply],
-            error: Optional[BaseException]) -> None:
-    if fut.done():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        assert reply is not None
-        fut.set_result(reply)
 
 
 class WriteBatcher:

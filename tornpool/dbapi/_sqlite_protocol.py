@@ -39,11 +39,14 @@ object itself; :func:`decode_body` and :func:`batch_members` accept both.
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Tuple, Union
 
 from ._sqlite_errors import UnpicklableParameters
 
-__all__ = ["WorkerSpec", "Request", "Reply", "RawReply", "AnyReply", "encode_request", "encode_reply",
+if TYPE_CHECKING:  # pragma: no cover - the worker processes import this module: no asyncio there
+    import asyncio
+
+__all__ = ["settle_reply", "WorkerSpec", "Request", "Reply", "RawReply", "AnyReply", "encode_request", "encode_reply",
            "split_reply", "decode", "decode_body", "batch_members"]
 
 OP_EXEC, OP_MANY, OP_SCRIPT, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_CLOSE, OP_BATCH = range(8)
@@ -122,3 +125,15 @@ def batch_members(body: Any) -> List[AnyReply]:
     """The replies of the members of an ``OP_BATCH`` reply's body, in order:
     framed ones (from a worker process) split, in-process ones as they are."""
     return [m if isinstance(m, tuple) else split_reply(m) for m in decode_body(body)]
+
+
+def settle_reply(fut: "asyncio.Future[Any]", reply: Any, error: Optional[BaseException]) -> None:
+    """(on ``fut``'s loop) Resolve an awaiting caller with its reply, or its
+    error -- unless it stopped waiting (cancelled)."""
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        assert reply is not None
+        fut.set_result(reply)

@@ -37,7 +37,7 @@ import threading
 from typing import Any, Callable, Optional, Tuple
 
 from ._sqlite_errors import ProxyClosed, error_from_payload
-from ._sqlite_protocol import ST_ERR, ST_OK, Reply, Request, WorkerSpec
+from ._sqlite_protocol import ST_ERR, ST_OK, Reply, Request, WorkerSpec, settle_reply
 from ._sqlite_session import Session, error_payload, open_connection
 
 __all__ = ["ThreadWriter"]
@@ -261,10 +261,4 @@ def _closed_if_interrupted(reply: Reply) -> Reply:
 def _settle(fut: "asyncio.Future[Reply]", reply: Optional[Reply], error: Optional[BaseException],
             on_drained: Callable[[], None]) -> None:
     on_drained()
-    if fut.done():  # cancelled meanwhile
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        assert reply is not None
-        fut.set_result(reply)
+    settle_reply(fut, reply, error)
