@@ -3,7 +3,8 @@
 * ``/``            -- the latest notes and a form (HTML);
 * ``/api/notes``   -- GET: the latest notes; POST ``name``, ``message`` (and
   ``fail=1`` to roll back): a note and a counter bump in one ``atomic()``
-  block, the counter row locked with ``select_for_update``;
+  block, the counter row locked with ``select_for_update`` first (the block
+  runs again if InnoDB picks it as a deadlock's victim, as the server asks);
 * ``/api/slow``    -- ``SELECT SLEEP(s)`` on the request's connection
   (``?s=0.2``), with the connection's id and the server's clock before and
   after; several at once overlap;
@@ -16,7 +17,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from tornado import web
 
 from demos.django_demo.models import Counter, Note
@@ -24,6 +25,10 @@ from greentor_compat.django import pooling
 from greentor_compat.django.tornado import GreenRequestHandler
 
 __all__ = ["make_app"]
+
+#: MySQL's ER_LOCK_DEADLOCK, and how often a note's transaction is run again after it
+_ER_LOCK_DEADLOCK = 1213
+_DEADLOCK_RETRIES = 3
 
 
 class Home(GreenRequestHandler):
@@ -48,19 +53,29 @@ class Notes(GreenRequestHandler):
         message = self.get_body_argument("message")[:500]
         fail = self.get_body_argument("fail", "") == "1"
         committed: list[int] = []
-        try:
-            with transaction.atomic():
-                note = Note.objects.create(name=name, message=message)
-                counter, _ = Counter.objects.select_for_update().get_or_create(name="notes")
-                counter.value += 1
-                counter.save(update_fields=["value"])
-                transaction.on_commit(lambda: committed.append(note.id))
-                if fail:
-                    raise RuntimeError("asked to fail")
-        except RuntimeError:
-            self.set_status(409)
-            self.finish({"rolled_back": True})
-            return
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                with transaction.atomic():
+                    # the counter first: every request locks the same row before it
+                    # writes anything else, so concurrent ones queue on it
+                    counter, _ = Counter.objects.select_for_update().get_or_create(name="notes")
+                    note = Note.objects.create(name=name, message=message)
+                    counter.value += 1
+                    counter.save(update_fields=["value"])
+                    transaction.on_commit(lambda: committed.append(note.id))
+                    if fail:
+                        raise RuntimeError("asked to fail")
+                break
+            except RuntimeError:
+                self.set_status(409)
+                self.finish({"rolled_back": True})
+                return
+            except OperationalError as exc:
+                # InnoDB chose this transaction as a deadlock's victim (two first
+                # requests creating the counter row at once): it was rolled back
+                # whole, and the server's advice is to run it again
+                if exc.args[:1] != (_ER_LOCK_DEADLOCK,) or attempt == _DEADLOCK_RETRIES:
+                    raise
         if self.request.headers.get("Accept", "").startswith("text/html"):
             self.redirect("/")
             return
