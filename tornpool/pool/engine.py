@@ -404,11 +404,15 @@ class PoolEngine(EngineViews[C]):
         (``waiter.fail`` at the deadline if it is not done).  None if there
         is no such waiter."""
         fleet = self.fleet
-        if (self._closing or slot.generation != fleet.generation or fleet.counted > fleet.max_size
-                or (self.max_uses and slot.uses >= self.max_uses)
-                or _monotonic() >= slot.expires):
+        if self._closing or fleet.counted > fleet.max_size or self._spent(slot, _monotonic()):
             return None
         return self._waiters.pop_if(wanted)
+
+    def _spent(self, slot: Slot[C], now: float) -> bool:
+        """Whether ``slot``'s connection retires when given back: of an old
+        generation, or its lifetime or its uses are up."""
+        return (slot.generation != self.fleet.generation or now >= slot.expires
+                or bool(self.max_uses and slot.uses >= self.max_uses))
 
     def pass_on(self, slot: Slot[C], waiter: Any) -> None:
         """End the use of ``slot`` and mark it in use by ``waiter`` at once,
@@ -457,9 +461,7 @@ class PoolEngine(EngineViews[C]):
             fleet.lost(slot)
             return
         slot.last_used = now
-        if (slot.generation != fleet.generation or now >= slot.expires
-                or (self.max_uses and slot.uses >= self.max_uses)
-                or (self._closing and not self._waiters)):
+        if self._spent(slot, now) or (self._closing and not self._waiters):
             fleet.retire(slot)
             return
         try:
