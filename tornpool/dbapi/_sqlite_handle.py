@@ -78,11 +78,6 @@ class WorkerHandle:
         return None if p is None else p.pid
 
     @property
-    def in_process(self) -> bool:
-        """False: a worker process."""
-        return False
-
-    @property
     def awaiting_reply(self) -> bool:
         """True between a request written and its reply read."""
         return self._awaiting

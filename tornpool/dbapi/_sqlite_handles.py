@@ -44,10 +44,6 @@ class Handle(Protocol):
         for the in-process writer (it has no process of its own)."""
 
     @property
-    def in_process(self) -> bool:
-        """True for the in-process writer."""
-
-    @property
     def awaiting_reply(self) -> bool:
         """True while a request runs whose reply nobody has taken yet (after
         an interruption: the handle is then restarted before anyone reuses it)."""

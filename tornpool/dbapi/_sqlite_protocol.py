@@ -46,8 +46,8 @@ from ._sqlite_errors import UnpicklableParameters
 if TYPE_CHECKING:  # pragma: no cover - the worker processes import this module: no asyncio there
     import asyncio
 
-__all__ = ["settle_reply", "WorkerSpec", "Request", "Reply", "RawReply", "AnyReply", "encode_request", "encode_reply",
-           "split_reply", "decode", "decode_body", "batch_members"]
+__all__ = ["WorkerSpec", "Request", "Reply", "RawReply", "AnyReply", "encode_request", "encode_reply",
+           "split_reply", "decode", "decode_body", "batch_members", "settle_reply"]
 
 OP_EXEC, OP_MANY, OP_SCRIPT, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_CLOSE, OP_BATCH = range(8)
 ST_OK, ST_ERR, ST_BOUNCE, ST_READY, ST_BOOT_ERR = range(5)
@@ -118,7 +118,7 @@ def decode(data: Union[bytes, bytearray, memoryview]) -> Any:
 def decode_body(body: Any) -> Any:
     """A reply's body as an object: unpickled if it came from a worker
     process (a ``memoryview``), else as it is (the in-process writer's)."""
-    return pickle.loads(body) if isinstance(body, memoryview) else body
+    return decode(body) if isinstance(body, memoryview) else body
 
 
 def batch_members(body: Any) -> List[AnyReply]:

@@ -80,11 +80,6 @@ class ThreadWriter:
         return None
 
     @property
-    def in_process(self) -> bool:
-        """True: the connection lives in this process."""
-        return True
-
-    @property
     def awaiting_reply(self) -> bool:
         """True while a request runs (or one was interrupted)."""
         return self._awaiting
