@@ -6,6 +6,17 @@ Threads wait on a private lock, coroutines on an asyncio future of their own
 loop; both stand in the same FIFO queue, and a released handle goes
 straight to the first waiter (no thundering herd, no barging).
 
+With ``patience`` (the writer without group commit), a thread that finds
+the handle busy does not queue at once: it naps and looks again (0.1 ms,
+doubling to 2 ms) for up to ``patience`` seconds, and only then joins the
+queue.  A release with nobody queued wakes nobody, so a thread that writes
+again at once takes the writer back without a thread switch -- the shape
+SQLite's own busy handler gives threads that each have a connection, and
+on one core the cheapest one, since every hand-over to a sleeping thread
+costs a wake-up that is dearer than a short write.  Queued callers (those
+out of patience, and every coroutine) still come first, so no thread waits
+much longer than ``patience`` plus the queue ahead of it.
+
 The slots also know which thread holds each handle, so a blocking wait that
 only the waiting thread itself could end -- it holds every handle already,
 through a transaction or through coroutines of its own event loop -- raises
@@ -25,6 +36,10 @@ from ._sqlite_handles import Handle
 from ._sqlite_protocol import Request
 
 __all__ = ["WorkerSlots"]
+
+#: a patient thread's first nap, and its longest
+_FIRST_NAP = 0.0001
+_LONGEST_NAP = 0.002
 
 
 class _ThreadWaiter:
@@ -47,16 +62,20 @@ class WorkerSlots:
 
     :param handles: every handle of the role (all idle at first).
     :param role: "writer" or "reader" (for messages).
+    :param patience: seconds a thread naps and retries before it queues
+        (0: it queues at once; see the module's docstring).
     """
 
-    def __init__(self, handles: Sequence[Handle], role: str) -> None:
+    def __init__(self, handles: Sequence[Handle], role: str, patience: float = 0.0) -> None:
         self.handles = tuple(handles)
         self.role = role
+        self.patience = patience
         self._lock = threading.Lock()
         self._released = threading.Condition(self._lock)
         self._idle: Deque[Handle] = deque(handles)
         self._waiters: Deque[_Waiter] = deque()
         self._holders: Dict[Handle, int] = {}
+        self._napping = 0
         self._closed = False
 
     def prepare(self, request: Request) -> Any:
@@ -97,22 +116,65 @@ class WorkerSlots:
                 raise WouldDeadlock(
                     "this thread already holds the %s (a transaction() block, or coroutines "
                     "of its own event loop); waiting for it here would never end" % self.role)
+        left = timeout
+        if self.patience:
+            handle, left = self._nap(ident, timeout)
+            if handle is not None:
+                return handle
+        with self._lock:
+            handle = self._take_idle(ident)  # released since we looked
+            if handle is not None:
+                return handle
             waiter = _ThreadWaiter(ident)
             self._waiters.append(waiter)
-        if not waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+        if not waiter.lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
             with self._lock:
                 try:
                     self._waiters.remove(waiter)
                 except ValueError:
                     pass  # handed over meanwhile: take it
                 else:
-                    raise ProxyTimeout("no SQLite %s was free within %.3g s"
-                                       % (self.role, timeout or 0.0))
+                    raise self._timed_out(timeout)
             waiter.lock.acquire()
         if waiter.error is not None:
             raise waiter.error
         assert waiter.handle is not None
         return waiter.handle
+
+    def _nap(self, ident: int, timeout: Optional[float]
+             ) -> Tuple[Optional[Handle], Optional[float]]:
+        """Nap and look again for up to :attr:`patience` seconds.
+
+        :returns: (the handle, None), or (None, what is left of ``timeout``).
+        :raises ProxyTimeout: ``timeout`` ran out first.
+        :raises ProxyClosed: the proxy closed meanwhile.
+        """
+        now = time.monotonic()
+        give_up = now + self.patience
+        deadline = None if timeout is None else now + max(timeout, 0.0)
+        nap = _FIRST_NAP
+        with self._lock:
+            self._napping += 1
+        try:
+            while True:
+                end = give_up if deadline is None else min(give_up, deadline)
+                time.sleep(min(nap, max(end - now, 0.0)))
+                with self._lock:
+                    handle = self._take_idle(ident)
+                if handle is not None:
+                    return handle, None
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    raise self._timed_out(timeout)
+                if now >= give_up:
+                    return None, None if deadline is None else deadline - now
+                nap = min(nap * 2, _LONGEST_NAP)
+        finally:
+            with self._lock:
+                self._napping -= 1
+
+    def _timed_out(self, timeout: Optional[float]) -> ProxyTimeout:
+        return ProxyTimeout("no SQLite %s was free within %.3g s" % (self.role, timeout or 0.0))
 
     def try_acquire(self) -> Union[Handle, "asyncio.Future[Handle]"]:
         """For a coroutine: a free handle at once, else a future of the
@@ -157,7 +219,8 @@ class WorkerSlots:
                     continue
                 return
             self._idle.append(handle)
-            self._released.notify_all()
+            if self._closed:  # drain() may be waiting for it
+                self._released.notify_all()
 
     def _deliver(self, fut: "asyncio.Future[Handle]", handle: Handle) -> None:
         if fut.done():  # cancelled or timed out after it was chosen
@@ -204,9 +267,14 @@ class WorkerSlots:
             return len(self.handles) - len(self._idle)
 
     def waiting(self) -> int:
-        """Callers waiting for a handle."""
+        """Callers waiting for a handle (queued, or napping: see ``patience``)."""
         with self._lock:
-            return len(self._waiters)
+            return len(self._waiters) + self._napping
+
+    def napping(self) -> int:
+        """Threads napping for a handle (not queued yet: see ``patience``)."""
+        with self._lock:
+            return self._napping
 
 
 def _fail(fut: "asyncio.Future[Handle]", error: BaseException) -> None:
