@@ -2,9 +2,12 @@
 durability, bad input, both faces (threads, await, @gen.coroutine + yield).
 
 Every test runs real worker processes on a real file in ``tmp_path``.  Tests
-of the ``proxy`` fixture run with both writer modes (``writer="process"`` and
-``"thread"``); those that kill the writer run with the writer process only
-(an in-process writer dies with its process).
+of the ``proxy`` fixture run in each of the :data:`SETUPS`: both writer modes
+(``writer="process"`` and ``"thread"``) with group commit, and the
+in-process writer without it (each write on the writer alone, threads
+napping for it); group-commit tests run with the first two, and those that
+kill the writer with the writer process only (an in-process writer dies with
+its process).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from tornpool.dbapi import (
     WouldDeadlock,
 )
 
+from sqlite_proxy_helpers import HeldWriter
+
 #: a read that keeps a worker busy for about ``n / 5e6`` seconds
 SLOW = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
         "SELECT count(*) FROM c")
@@ -74,6 +79,12 @@ def writer_pid(proxy: Any) -> int:
 
 
 MODES = ["process", "thread"]
+#: the proxy configurations mode-neutral tests run in: writer mode, group commit
+SETUPS = {
+    "process": {"writer": "process"},
+    "thread": {"writer": "thread"},
+    "direct": {"writer": "thread", "group_commit": False},
+}
 
 
 def kill_all(proxy: Any) -> None:
@@ -100,9 +111,10 @@ def db(tmp_path: Path) -> str:
     return str(tmp_path / "app.db")
 
 
-def make_proxy(db: str, writer: str) -> Iterator[SQLiteProxy]:
-    p = SQLiteProxy(db, readers=2, initializer=register_pid, writer=writer)
-    assert p.writer_mode == writer
+def make_proxy(db: str, setup: str) -> Iterator[SQLiteProxy]:
+    p = SQLiteProxy(db, readers=2, initializer=register_pid, **SETUPS[setup])
+    assert p.writer_mode == SETUPS[setup]["writer"]
+    assert p.core.group_commit == (setup != "direct")
     p.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
     yield p
     workers = [w.pid for w in p.workers()]
@@ -110,9 +122,15 @@ def make_proxy(db: str, writer: str) -> Iterator[SQLiteProxy]:
     assert not any(alive(pid) for pid in workers if pid is not None)
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=list(SETUPS))
 def proxy(db: str, request: pytest.FixtureRequest) -> Iterator[SQLiteProxy]:
-    """A proxy with 2 readers and table ``t``, once per writer mode."""
+    """A proxy with 2 readers and table ``t``, once per setup."""
+    yield from make_proxy(db, request.param)
+
+
+@pytest.fixture(params=MODES)
+def batching_proxy(db: str, request: pytest.FixtureRequest) -> Iterator[SQLiteProxy]:
+    """As ``proxy``, in the setups with group commit (once per writer mode)."""
     yield from make_proxy(db, request.param)
 
 
@@ -279,27 +297,6 @@ def test_sqlite_error_in_transaction_that_sqlite_rolled_back(proxy: SQLiteProxy)
 # -- group commit -------------------------------------------------------------------------
 
 
-class HeldWriter:
-    """Hold the writer with a transaction in a thread until ``release()``,
-    so that writes queue up and go in one batch."""
-
-    def __init__(self, proxy: SQLiteProxy) -> None:
-        self.go = threading.Event()
-        self.entered = threading.Event()
-        self.thread = threading.Thread(target=self._hold, args=(proxy,))
-        self.thread.start()
-        assert self.entered.wait(10)
-
-    def _hold(self, proxy: SQLiteProxy) -> None:
-        with proxy.transaction():
-            self.entered.set()
-            self.go.wait(10)
-
-    def release(self) -> None:
-        self.go.set()
-        self.thread.join(10)
-
-
 def queued_writes(proxy: SQLiteProxy, calls: List[Any]) -> List[Any]:
     """Run ``calls`` (functions of the proxy) from threads while the writer is
     held, so they queue; returns each call's result or exception."""
@@ -325,7 +322,8 @@ def queued_writes(proxy: SQLiteProxy, calls: List[Any]) -> List[Any]:
     return results
 
 
-def test_queued_writes_share_one_batch_and_keep_their_own_errors(proxy: SQLiteProxy) -> None:
+def test_queued_writes_share_one_batch_and_keep_their_own_errors(batching_proxy: SQLiteProxy) -> None:
+    proxy = batching_proxy
     proxy.execute("INSERT INTO t (v) VALUES ('taken')")
     before = (proxy.core.batcher.batches, proxy.core.batcher.requests)
     results = queued_writes(proxy, [
@@ -345,7 +343,8 @@ def test_queued_writes_share_one_batch_and_keep_their_own_errors(proxy: SQLitePr
     assert rows == {"taken2", "a", "m1", "m2", "b"}
 
 
-def test_a_batch_member_that_rolls_everything_back_fails_alone(proxy: SQLiteProxy) -> None:
+def test_a_batch_member_that_rolls_everything_back_fails_alone(batching_proxy: SQLiteProxy) -> None:
+    proxy = batching_proxy
     proxy.execute("INSERT INTO t (v) VALUES ('taken')")
     results = queued_writes(proxy, [
         lambda p: p.execute("INSERT INTO t (v) VALUES ('x1')"),
@@ -454,7 +453,7 @@ def test_missing_files_and_bad_arguments(tmp_path: Path) -> None:
     assert not (tmp_path / "new.db").exists()
     for kwargs in ({"path": ":memory:"}, {"path": "file:x.db?mode=ro"}, {"readers": -1},
                    {"synchronous": "OFF"}, {"timeout": -1}, {"colour": "blue"},
-                   {"writer": "fork"}):
+                   {"writer": "fork"}, {"group_commit": "yes"}):
         args = {"path": str(tmp_path / "x.db"), **kwargs}
         with pytest.raises(ProxyConfigError):
             SQLiteProxy(**args)
@@ -583,10 +582,10 @@ def test_writer_killed_inside_transaction(proxy_process: SQLiteProxy) -> None:
 # -- the awaitable face ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("writer", MODES)
+@pytest.mark.parametrize("setup", SETUPS)
 @pytest.mark.gen_test(timeout=30)
-async def test_async_face_and_gen_coroutine(db: str, writer: str) -> None:
-    proxy = AsyncSQLiteProxy(db, readers=2, initializer=register_pid, writer=writer)
+async def test_async_face_and_gen_coroutine(db: str, setup: str) -> None:
+    proxy = AsyncSQLiteProxy(db, readers=2, initializer=register_pid, **SETUPS[setup])
     assert proxy.workers()[0].pid is None  # constructing starts nothing
     async with proxy:
         await proxy.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
@@ -654,10 +653,10 @@ async def test_async_read_your_writes_and_loop_stays_free(proxy: SQLiteProxy) ->
     assert ticks[0] >= elapsed / 0.01 / 4  # the loop kept turning while workers ran
 
 
-@pytest.mark.parametrize("writer", MODES)
+@pytest.mark.parametrize("setup", SETUPS)
 @pytest.mark.gen_test(timeout=30)
-async def test_async_cancel_never_hands_out_a_stale_reply(db: str, writer: str) -> None:
-    async with AsyncSQLiteProxy(db, readers=1, writer=writer) as proxy:
+async def test_async_cancel_never_hands_out_a_stale_reply(db: str, setup: str) -> None:
+    async with AsyncSQLiteProxy(db, readers=1, **SETUPS[setup]) as proxy:
         task = asyncio.ensure_future(proxy.execute(SLOW, (2_000_000,)))
         await asyncio.sleep(0.2)
         task.cancel()
@@ -680,10 +679,10 @@ async def test_async_cancel_never_hands_out_a_stale_reply(db: str, writer: str) 
         assert [w.restarts for w in proxy.workers()] == [0, 0]
 
 
-@pytest.mark.parametrize("writer", MODES)
+@pytest.mark.parametrize("setup", SETUPS)
 @pytest.mark.gen_test(timeout=30)
-async def test_async_crash_timeout_and_deadlock(db: str, writer: str) -> None:
-    async with AsyncSQLiteProxy(db, readers=1, timeout=0.2, writer=writer) as proxy:
+async def test_async_crash_timeout_and_deadlock(db: str, setup: str) -> None:
+    async with AsyncSQLiteProxy(db, readers=1, timeout=0.2, **SETUPS[setup]) as proxy:
         slow = asyncio.ensure_future(proxy.execute(SLOW, (50_000_000,)))
         await asyncio.sleep(0.3)
         with pytest.raises(ProxyTimeout):
@@ -709,7 +708,8 @@ async def test_async_crash_timeout_and_deadlock(db: str, writer: str) -> None:
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_async_writes_join_a_batch_with_threads(proxy: SQLiteProxy) -> None:
+async def test_async_writes_join_a_batch_with_threads(batching_proxy: SQLiteProxy) -> None:
+    proxy = batching_proxy
     aproxy = proxy.aio()
     proxy.execute("INSERT INTO t (v) VALUES ('taken')")
     held = HeldWriter(proxy)

@@ -213,6 +213,12 @@ class AsyncSQLiteProxy:
         """``"process"`` or ``"thread"``: where the writer runs."""
         return self.core.writer_mode
 
+    @property
+    def group_commit(self) -> bool:
+        """Whether writes that queue together commit together (the
+        ``group_commit`` parameter, decided)."""
+        return self.core.group_commit
+
     def workers(self) -> List[WorkerInfo]:
         """The workers (role, number, pid, restarts), readers first; the
         in-process writer's pid is None (it has no process of its own)."""

@@ -30,6 +30,7 @@ from ._sqlite_slots import WorkerSlots
 from ._sqlite_statements import DML, READ, RouteCache
 
 __all__ = ["ProxyCore", "WorkerInfo", "Plan", "Target", "execute_plan", "writer_plan", "run_plan",
+           "run_write",
            "Statement", "split_statement", "make_core", "check_mode", "lost_transaction"]
 
 #: where a request goes: a worker of these slots, or the writer's batcher
@@ -42,6 +43,9 @@ Statement = Union[str, Tuple[str, Any]]
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 #: where the writer runs: in a process of its own, or in this process
 WRITER_MODES = ("thread", "process")
+#: without group commit: how long a thread naps for the busy writer before
+#: it queues (see :class:`~tornpool.dbapi._sqlite_slots.WorkerSlots`)
+WRITER_PATIENCE = 0.05
 
 
 class WorkerInfo(NamedTuple):
@@ -93,7 +97,8 @@ def make_core(path: Union[str, "os.PathLike[str]"], readers: int, **options: Any
     """A :class:`ProxyCore` with the proxies' defaults (see :class:`SQLiteProxy`)."""
     defaults: dict[str, Any] = dict(create=True, timeout=30.0, busy_timeout=5.0,
                                     synchronous="FULL", init_sql=(), initializer=None,
-                                    executable=None, cached_statements=256, writer="process")
+                                    executable=None, cached_statements=256, writer="process",
+                                    group_commit=None)
     unknown = set(options) - set(defaults)
     if unknown:
         raise ProxyConfigError("unknown SQLiteProxy option(s): %s" % ", ".join(sorted(unknown)))
@@ -109,7 +114,8 @@ class ProxyCore:
     def __init__(self, path: Union[str, "os.PathLike[str]"], readers: int, *, create: bool,
                  timeout: Optional[float], busy_timeout: float, synchronous: str,
                  init_sql: Sequence[str], initializer: Optional[Callable[[Any], None]],
-                 executable: Optional[str], cached_statements: int, writer: str) -> None:
+                 executable: Optional[str], cached_statements: int, writer: str,
+                 group_commit: Optional[bool]) -> None:
         raw = os.fspath(path)
         if not isinstance(raw, str) or not raw or raw == ":memory:" or raw.startswith("file:"):
             raise ProxyConfigError("the SQLite proxy needs the path of a database file (each "
@@ -125,6 +131,9 @@ class ProxyCore:
         if writer not in WRITER_MODES:
             raise ProxyConfigError("writer must be one of %s, not %r"
                                    % (", ".join(WRITER_MODES), writer))
+        if group_commit not in (None, True, False):
+            raise ProxyConfigError("group_commit must be True, False or None (automatic), not %r"
+                                   % (group_commit,))
         self.path = os.path.abspath(raw)
         self.create = create
         #: seconds a call waits for a free worker (None: forever)
@@ -135,7 +144,12 @@ class ProxyCore:
         self.writer_mode = writer
         handle: Handle = (ThreadWriter(spec) if writer == "thread"
                           else WorkerHandle(spec, 0, executable))
-        self.writer = WorkerSlots([handle], "writer")
+        #: DML through the batcher (one COMMIT for the writes that queued
+        #: together), or each write alone on the writer
+        self.group_commit = (writer == "process" or sync != "NORMAL" if group_commit is None
+                             else group_commit)
+        self.writer = WorkerSlots([handle], "writer",
+                                  patience=0.0 if self.group_commit else WRITER_PATIENCE)
         rspec = spec._replace(role="reader", create=False)
         self.readers: Optional[WorkerSlots] = (
             WorkerSlots([WorkerHandle(rspec, i, executable) for i in range(readers)], "reader")
@@ -224,6 +238,15 @@ class ProxyCore:
                                 "holds the writer: use the transaction handle (tx.execute) "
                                 "instead of the proxy")
 
+    def write_target(self, batch: bool) -> Target:
+        """Where a request for the writer goes: the batcher (``batch``: a
+        DML statement, and group commit is on) or the writer itself.
+
+        :raises WouldDeadlock: see :meth:`check_no_tx`.
+        """
+        self.check_no_tx()
+        return self.batcher if batch and self.group_commit else self.writer
+
     def call(self, target: Target, request: Request) -> AnyReply:
         """One blocking round trip on a worker of ``target`` (or through the
         batcher).  The reply's body is unpickled by the caller, after the
@@ -273,9 +296,15 @@ def execute_plan(core: ProxyCore, sql: str, params: Any) -> Plan:
 
 
 def writer_plan(core: ProxyCore, request: Request, batch: bool) -> Plan:
-    """One request on the writer: through the batcher (DML), or alone."""
-    core.check_no_tx()
-    return result_from_reply((yield (core.batcher if batch else core.writer), request))
+    """One request on the writer: through the batcher (DML, with group
+    commit), or alone."""
+    return result_from_reply((yield core.write_target(batch), request))
+
+
+def run_write(core: ProxyCore, request: Request, batch: bool) -> Result:
+    """:func:`writer_plan`, blocking: the same round trip without a
+    generator to drive (the cheapest path for a write)."""
+    return result_from_reply(core.call(core.write_target(batch), request))
 
 
 def run_plan(core: ProxyCore, plan: Plan) -> Result:

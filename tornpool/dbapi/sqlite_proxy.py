@@ -32,7 +32,7 @@ from typing import (
 from ._sqlite_async import AsyncSQLiteProxy
 from ._sqlite_core import (
     ProxyCore, Statement, WorkerInfo, check_mode, execute_plan, lost_transaction, make_core,
-    run_plan, split_statement, writer_plan,
+    run_plan, run_write, split_statement,
 )
 from ._sqlite_errors import (
     DatabaseNotFound, ProxyClosed, ProxyConfigError, ProxyTimeout, SQLiteDatabaseError,
@@ -94,6 +94,16 @@ class SQLiteProxy:
         this process and a write runs in the calling thread -- no IPC and
         no pickling, so cheaper per write; parameters are not pickled, so one
         sqlite3 cannot bind raises ``SQLiteProgrammingError``).
+    :param group_commit: whether single writes (``execute`` of DML,
+        ``executemany``) that arrive while the writer is busy wait together
+        and commit as one transaction -- one fsync for all of them, each
+        still failing alone.  ``None`` (default) decides from the set-up:
+        on for a writer process, and for ``synchronous`` FULL or EXTRA (a
+        commit is an fsync); off for the in-process writer with NORMAL,
+        where a commit is cheap and a write runs on the writer by itself,
+        in the caller's thread (a thread that finds the writer busy naps
+        and retries for up to 50 ms before it queues, which spares a thread
+        switch per write).
     :raises DatabaseNotFound: no such directory, or no file and ``create=False``.
     :raises ProxyConfigError: an invalid argument (``:memory:``, ...).
     :raises SQLiteError: a worker could not open the file (its sqlite3 error).
@@ -138,7 +148,7 @@ class SQLiteProxy:
         :raises: as :meth:`execute`.
         """
         request = (OP_MANY, sql, list(seq_of_params), False)
-        return run_plan(self.core, writer_plan(self.core, request, batch=True))
+        return run_write(self.core, request, batch=True)
 
     def executescript(self, script: str) -> Result:
         """Run several ``;``-separated statements on the writer (schema set-up,
@@ -147,7 +157,7 @@ class SQLiteProxy:
 
         :raises: as :meth:`execute`.
         """
-        return run_plan(self.core, writer_plan(self.core, (OP_SCRIPT, script), batch=False))
+        return run_write(self.core, (OP_SCRIPT, script), batch=False)
 
     @overload
     def transaction(self, statements: None = None, *, mode: str = "IMMEDIATE") -> "Transaction": ...
@@ -199,6 +209,12 @@ class SQLiteProxy:
     def writer_mode(self) -> str:
         """``"process"`` or ``"thread"``: where the writer runs."""
         return self.core.writer_mode
+
+    @property
+    def group_commit(self) -> bool:
+        """Whether writes that queue together commit together (the
+        ``group_commit`` parameter, decided)."""
+        return self.core.group_commit
 
     def workers(self) -> List[WorkerInfo]:
         """The workers (role, number, pid, restarts), readers first; the
