@@ -8,7 +8,9 @@
   the proxy with each writer mode (``writer="process"`` and ``"thread"``;
   ``executemany``, one request; and a ``transaction()`` block, five) vs one
   process (a connection per thread, and one shared connection behind a
-  lock), with ``synchronous`` FULL and NORMAL.
+  lock), with ``synchronous`` FULL and NORMAL.  Each proxy runs with its
+  default ``group_commit`` (on, except for the in-process writer with
+  NORMAL); the suite prints which.
 * ``overhead``: one ``SELECT 1`` at a time -- sqlite3 in-process, the proxy's
   blocking call, its awaitable (``loop.add_reader``), and the blocking call in
   ``run_in_executor``: wall and this process's CPU per call.
@@ -37,7 +39,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -66,13 +68,37 @@ def make_db(path: str, rows: int = 20000) -> None:
     c.close()
 
 
-def run_threads(op: Op, calls: int, threads: int) -> float:
-    """Wall seconds for ``calls`` calls of ``op(i)`` spread over ``threads``."""
+def run_threads(op: Op, calls: int, threads: int,
+                latencies: Optional[List[float]] = None) -> float:
+    """Wall seconds for ``calls`` calls of ``op(i)`` spread over ``threads``;
+    each call's own seconds are appended to ``latencies`` if given."""
+    if latencies is not None:
+        op = timed_calls(op, latencies)
     with ThreadPoolExecutor(threads) as ex:
         list(ex.map(op, range(threads * 2)))  # warm: connections, statement caches
+        if latencies is not None:
+            latencies.clear()
         start = time.perf_counter()
         list(ex.map(op, range(calls)))
         return time.perf_counter() - start
+
+
+def timed_calls(op: Op, latencies: List[float]) -> Op:
+    """``op``, appending each call's seconds to ``latencies``."""
+    def timed_op(i: int) -> Any:
+        start = time.perf_counter()
+        try:
+            return op(i)
+        finally:
+            latencies.append(time.perf_counter() - start)
+    return timed_op
+
+
+def spread(latencies: List[float]) -> Tuple[float, float, float]:
+    """(p50, p99, max) of ``latencies``, in ms."""
+    ordered = sorted(latencies)
+    return (ordered[len(ordered) // 2] * 1e3, ordered[int(len(ordered) * 0.99)] * 1e3,
+            ordered[-1] * 1e3)
 
 
 class Local:
@@ -175,6 +201,8 @@ def bench_writes(path: str, args: argparse.Namespace) -> None:
           "writer thread: executemany tx/s | writer thread: transaction() tx/s | "
           "best writer process / best one process | best writer thread / best one process |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    grouped: List[str] = []
+    waits: List[Tuple[str, Dict[str, Tuple[float, ...]]]] = []
     for sync in ("FULL", "NORMAL"):
         local = Local(path, sync)
         shared = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -217,20 +245,38 @@ def bench_writes(path: str, args: argparse.Namespace) -> None:
                ("p-many", many(proxies["process"])), ("p-block", block(proxies["process"])),
                ("t-many", many(proxies["thread"])), ("t-block", block(proxies["thread"]))]
         rates: Dict[str, List[float]] = {k: [] for k, _ in ops}
+        spreads: Dict[str, List[Tuple[float, float, float]]] = {k: [] for k, _ in ops}
         for r in range(args.rounds):
             for label, op in ops[r % len(ops):] + ops[:r % len(ops)]:
-                rates[label].append(calls / run_threads(op, calls, args.threads))
+                latencies: List[float] = []
+                rates[label].append(calls / run_threads(op, calls, args.threads, latencies))
+                spreads[label].append(spread(latencies))
+        waits.append((sync, {k: tuple(statistics.median(s[j] for s in v) for j in range(3))
+                             for k, v in spreads.items()}))
         med = median_rows(rates)
         best_one = max(med["thread"], med["locked"])
         print("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2fx | %.2fx |" % (
             sync, med["thread"], med["locked"], med["p-many"], med["p-block"], med["t-many"],
             med["t-block"], max(med["p-many"], med["p-block"]) / best_one,
             max(med["t-many"], med["t-block"]) / best_one))
+        grouped.append("%s: %s" % (sync, ", ".join(
+            "writer %s %s" % (mode, "on" if proxy.group_commit else "off")
+            for mode, proxy in proxies.items())))
         for proxy in proxies.values():
             proxy.close()
         shared.close()
         local.close()
-    print("\n(%s at the end)" % load())
+    print("\n(group commit -- %s; %s at the end)" % ("; ".join(grouped), load()))
+    print("\nLatency of one transaction, ms (p50 / p99 / max; medians over the rounds):\n")
+    labels = list(waits[0][1])
+    names = {"thread": "conn per thread", "locked": "shared conn + lock",
+             "p-many": "writer process: executemany", "p-block": "writer process: transaction()",
+             "t-many": "writer thread: executemany", "t-block": "writer thread: transaction()"}
+    print("| synchronous | " + " | ".join(names[k] for k in labels) + " |")
+    print("|---|" + "---:|" * len(labels))
+    for sync, per_label in waits:
+        print("| %s | %s |" % (sync, " | ".join("%.2f / %.1f / %.0f" % per_label[k]
+                                                for k in labels)))
 
 
 # -- per-call overhead ----------------------------------------------------------------------------
