@@ -1,5 +1,6 @@
-"""bench/dbapi_bench.py runs end to end on a tiny workload (the figures
-themselves are not checked: speed is read from the benchmark, never asserted)."""
+"""bench/dbapi_bench.py and the writes suite of bench/sqlite_bench.py run end
+to end on a tiny workload (the figures themselves are not checked: speed is
+read from the benchmark, never asserted)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ def test_dbapi_bench_measures_the_hand_off_alone() -> None:
     out = _bench("--overhead-only", "--runs", "2", "--overhead-calls", "2000")
     for contender in ("executor pool", "run_in_executor"):
         assert re.search(r"\| %s \| [\d,]+ \| [\d.]+ \| [\d.]+x \|" % contender, out), out
+
+
+def test_sqlite_bench_writes_reports_throughput_latency_and_group_commit() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.sqlite_bench", "--rounds", "1",
+                           "--seconds", "0.05", "--threads", "4", "--readers", "1",
+                           "--only", "writes"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for sync in ("FULL", "NORMAL"):
+        # throughput: six contenders, then the two ratios
+        assert re.search(r"\| %s (\| \d+ ){6}\| [\d.]+x \| [\d.]+x \|" % sync, out), out
+        # latency: p50 / p99 / max of the same six
+        assert re.search(r"\| %s (\| [\d.]+ / [\d.]+ / \d+ ){6}\|" % sync, out), out
+    assert ("FULL: writer process on, writer thread on; "
+            "NORMAL: writer process on, writer thread off") in out
