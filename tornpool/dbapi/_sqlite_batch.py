@@ -20,6 +20,11 @@ coroutines wait, a task on that coroutine's loop -- so no caller serves the
 others for long.  A coroutine never leads in its own task (a cancelled
 caller must not strand the others): its lead runs in a task of its own.
 
+The proxy uses the batcher only with ``group_commit`` on (the default but
+for the in-process writer with ``synchronous=NORMAL``, where a commit is
+cheap and a write rather runs alone on the writer in its caller's thread:
+see :class:`~tornpool.dbapi._sqlite_slots.WorkerSlots`' patience).
+
 Each caller prepares its own request before it queues
 (:meth:`~tornpool.dbapi._sqlite_slots.WorkerSlots.prepare`): for a writer
 process it is pickled in the caller's thread, so parameters that do not

@@ -146,7 +146,7 @@ class ProxyCore:
                           else WorkerHandle(spec, 0, executable))
         #: DML through the batcher (one COMMIT for the writes that queued
         #: together), or each write alone on the writer
-        self.group_commit = (writer == "process" or sync != "NORMAL" if group_commit is None
+        self.group_commit = ((writer == "process" or sync != "NORMAL") if group_commit is None
                              else group_commit)
         self.writer = WorkerSlots([handle], "writer",
                                   patience=0.0 if self.group_commit else WRITER_PATIENCE)
