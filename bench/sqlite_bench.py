@@ -1,8 +1,9 @@
 """SQLite process proxy benchmark: the proxy vs one process running sqlite3 in threads.
 
 * ``reads``: read-heavy CPU-bound queries (about 1 ms each) from ``--threads``
-  threads (ThreadPoolExecutor): the proxy with ``--readers`` reader processes
-  vs one process with one sqlite3 connection per thread.  Three shapes: a
+  threads (ThreadPoolExecutor): the proxy with each of ``--read-readers``
+  reader counts (2 and 3: as many readers as cores, and one more) vs one
+  process with one sqlite3 connection per thread.  Three shapes: a
   recursive CTE, a GROUP BY over 4000 rows, a range scan returning 1000 rows.
 * ``writes``: small write transactions (3 INSERTs) from the same threads:
   the proxy with each writer mode (``writer="process"`` and ``"thread"``;
@@ -23,7 +24,7 @@ throughput).  Each suite prints the load average: the proxy needs idle cores
 to win, so on a shared machine compare runs made at a low load.
 
     .venv/bin/python -m bench.sqlite_bench [--rounds 5] [--threads 8] [--readers 2]
-        [--seconds 1.5] [--only reads,writes,overhead,restart]
+        [--read-readers 2,3] [--seconds 1.5] [--only reads,writes,overhead,restart]
 """
 
 from __future__ import annotations
@@ -154,18 +155,22 @@ def median_rows(results: Dict[str, List[float]]) -> Dict[str, float]:
 
 def bench_reads(path: str, args: argparse.Namespace) -> None:
     local = Local(path)
-    proxy = SQLiteProxy(path, readers=args.readers)
-    print("\n## reads: %d threads, proxy with %d readers vs one process (a connection per "
-          "thread); %d rounds; %s\n" % (args.threads, args.readers, args.rounds, load()))
-    print("| query | 1 thread ms/q | one process q/s | proxy q/s | proxy / one process | "
-          "CPU ms/q one process | CPU ms/q proxy (all processes) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    counts = [int(n) for n in args.read_readers.split(",")]
+    proxies = {n: SQLiteProxy(path, readers=n) for n in counts}
+    print("\n## reads: %d threads, proxy with %s readers vs one process (a connection per "
+          "thread); %d rounds; %s\n" % (args.threads, " / ".join(map(str, counts)), args.rounds,
+                                        load()))
+    print("| query | 1 thread ms/q | one process q/s | "
+          + " | ".join("proxy, %d readers q/s | / one process" % n for n in counts)
+          + " | CPU ms/q one process | "
+          + " | ".join("CPU ms/q proxy, %d readers (all processes)" % n for n in counts) + " |")
+    print("|---|" + "---:|" * (3 + 3 * len(counts)))
     for name, (sql, params) in QUERIES.items():
         def direct(i: int, sql: str = sql, params: Any = params) -> Any:
             return local.conn().execute(sql, params).fetchall()
 
-        def proxied(i: int, sql: str = sql, params: Any = params) -> Any:
-            return proxy.execute(sql, params).fetchall()
+        def proxied(proxy: SQLiteProxy, sql: str = sql, params: Any = params) -> Op:
+            return lambda i: proxy.execute(sql, params).fetchall()
 
         direct(0)  # open this thread's connection first
         start = time.perf_counter()
@@ -173,20 +178,23 @@ def bench_reads(path: str, args: argparse.Namespace) -> None:
             direct(i)
         single = (time.perf_counter() - start) / 20
         calls = max(int(args.seconds / single), 50)
-        rates: Dict[str, List[float]] = {"one": [], "proxy": []}
-        cpu: Dict[str, List[float]] = {"one": [], "proxy": []}
+        order: List[Tuple[Any, Op]] = [("one", direct)] + [(n, proxied(proxies[n])) for n in counts]
+        rates: Dict[Any, List[float]] = {k: [] for k, _ in order}
+        cpu: Dict[Any, List[float]] = {k: [] for k, _ in order}
         for r in range(args.rounds):
-            order = [("one", direct), ("proxy", proxied)]
-            for label, op in (order if r % 2 == 0 else order[::-1]):
-                c = time.process_time() + (workers_cpu(proxy) if label == "proxy" else 0.0)
+            for label, op in order[r % len(order):] + order[:r % len(order)]:
+                own = proxies.get(label)
+                c = time.process_time() + (workers_cpu(own) if own is not None else 0.0)
                 rates[label].append(calls / run_threads(op, calls, args.threads))
-                c = time.process_time() + (workers_cpu(proxy) if label == "proxy" else 0.0) - c
+                c = time.process_time() + (workers_cpu(own) if own is not None else 0.0) - c
                 cpu[label].append(c / (calls + 2 * args.threads) * 1e3)
         med, mcpu = median_rows(rates), median_rows(cpu)
-        print("| %s | %.2f | %.0f | %.0f | %.2fx | %.2f | %.2f |" % (
-            name, single * 1e3, med["one"], med["proxy"], med["proxy"] / med["one"],
-            mcpu["one"], mcpu["proxy"]))
-    proxy.close()
+        print("| %s | %.2f | %.0f | %s | %.2f | %s |" % (
+            name, single * 1e3, med["one"],
+            " | ".join("%.0f | %.2fx" % (med[n], med[n] / med["one"]) for n in counts),
+            mcpu["one"], " | ".join("%.2f" % mcpu[n] for n in counts)))
+    for proxy in proxies.values():
+        proxy.close()
     local.close()
 
 
@@ -381,6 +389,8 @@ def main(argv: List[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--readers", type=int, default=2)
+    ap.add_argument("--read-readers", default="2,3",
+                    help="reader counts of the proxies the reads suite compares (default 2,3)")
     ap.add_argument("--seconds", type=float, default=1.5, help="target length of one run")
     ap.add_argument("--calls", type=int, default=5000, help="calls per overhead run")
     ap.add_argument("--only", default=",".join(SUITES))
