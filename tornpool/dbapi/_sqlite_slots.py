@@ -116,17 +116,17 @@ class WorkerSlots:
                 raise WouldDeadlock(
                     "this thread already holds the %s (a transaction() block, or coroutines "
                     "of its own event loop); waiting for it here would never end" % self.role)
+            waiter = None if self.patience else self._enqueue(ident)
         left = timeout
-        if self.patience:
+        if waiter is None:  # patient: nap first, queue after
             handle, left = self._nap(ident, timeout)
             if handle is not None:
                 return handle
-        with self._lock:
-            handle = self._take_idle(ident)  # released since we looked
-            if handle is not None:
-                return handle
-            waiter = _ThreadWaiter(ident)
-            self._waiters.append(waiter)
+            with self._lock:
+                handle = self._take_idle(ident)  # released after the last look
+                if handle is not None:
+                    return handle
+                waiter = self._enqueue(ident)
         if not waiter.lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
             with self._lock:
                 try:
@@ -140,6 +140,12 @@ class WorkerSlots:
             raise waiter.error
         assert waiter.handle is not None
         return waiter.handle
+
+    def _enqueue(self, ident: int) -> _ThreadWaiter:
+        """Under the lock: queue a waiter for thread ``ident``."""
+        waiter = _ThreadWaiter(ident)
+        self._waiters.append(waiter)
+        return waiter
 
     def _nap(self, ident: int, timeout: Optional[float]
              ) -> Tuple[Optional[Handle], Optional[float]]:
